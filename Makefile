@@ -1,0 +1,45 @@
+# keyguard: every entry point a developer, CI or an admin needs. `make run` and `make test` set up everything.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEV_CERTS := certs/dev
+QUICK ?=
+
+.PHONY: venv run test lint unit e2e bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+$(DEV_CERTS)/tls.crt: | $(STAMP)
+	$(BIN)/keyguard certs generate --out $(DEV_CERTS) --dns localhost --ip 127.0.0.1
+
+run: $(STAMP) $(DEV_CERTS)/tls.crt
+	$(BIN)/keyguard serve --host 127.0.0.1 --port 8443 \
+		--tls-cert $(DEV_CERTS)/tls.crt --tls-key $(DEV_CERTS)/tls.key
+
+lint: $(STAMP)
+	$(BIN)/ruff check webhook tests bench
+	$(BIN)/ruff format --check webhook tests bench
+	$(BIN)/mypy webhook
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e \
+		--cov=webhook --cov-report=term --cov-fail-under=90
+
+test: lint unit
+
+e2e: $(STAMP)
+	tests/e2e/build-k8s.sh
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) $(DEV_CERTS) .mypy_cache .ruff_cache .pytest_cache .coverage .hypothesis

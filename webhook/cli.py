@@ -1,0 +1,51 @@
+"""The `keyguard` command line: parse, dispatch, and map every failure to an exit code without a traceback.
+
+Exit codes are the contract with CI and scripts: 0 ok, 1 a policy violation where that applies, 2 a usage or
+input error (with the file and the reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from webhook import __version__
+
+# Sub-command modules, in the order `keyguard --help` lists them. Each has `register(subparsers)`.
+COMMANDS: tuple[str, ...] = (
+)
+
+
+class UsageError(Exception):
+    """A command was called wrongly or its input cannot be read; exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyguard",
+        description="Keep object-storage credentials out of Flyte task pods.",
+    )
+    parser.add_argument("--version", action="version", version=f"keyguard {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        import_module(f"webhook.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UsageError as error:
+        print(f"keyguard {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
