@@ -12,14 +12,11 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from webhook import __version__
+from webhook.errors import KeyguardError
 
 # Sub-command modules, in the order `keyguard --help` lists them. Each has `register(subparsers)`.
 COMMANDS: tuple[str, ...] = (
 )
-
-
-class UsageError(Exception):
-    """A command was called wrongly or its input cannot be read; exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except UsageError as error:
+    except KeyguardError as error:
         print(f"keyguard {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,13 @@
+"""keyguard's exception hierarchy. Messages never contain a secret value."""
+
+
+class KeyguardError(Exception):
+    """Base class of every error keyguard raises on purpose."""
+
+
+class UsageError(KeyguardError):
+    """A command was called wrongly or its input cannot be read (exit code 2)."""
+
+
+class PolicyError(KeyguardError):
+    """A policy file is invalid; the message starts with the path of the offending field."""
