@@ -16,6 +16,10 @@ from webhook.errors import KeyguardError
 
 # Sub-command modules, in the order `keyguard --help` lists them. Each has `register(subparsers)`.
 COMMANDS: tuple[str, ...] = (
+    "serve",
+    "review",
+    "render_credentials",
+    "certs",
 )
 
 

@@ -1,0 +1,16 @@
+"""Assert that a secret does not appear in some output without ever printing the secret.
+
+pytest's assertion rewriting shows both operands of a failed `assert secret not in text`, which would put the
+secret into the test report; this helper fails with the place only.
+"""
+
+from __future__ import annotations
+
+__tracebackhide__ = True
+
+
+def assert_not_leaked(secret: str, output: str | bytes, where: str) -> None:
+    text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
+    leaked = secret in text
+    if leaked:
+        raise AssertionError(f"a secret value appears in {where}")

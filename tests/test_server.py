@@ -1,0 +1,206 @@
+"""The HTTPS service as the API server sees it: real uvicorn, real TLS, httpx as the client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.flyte_pods import plain_pod, review, task_pod
+from tests.leaks import assert_not_leaked
+from tests.server_harness import RunningServer, running_server
+from webhook.server import admission_asgi
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("server")) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=server.ca_file)) as c:
+        yield c
+
+
+def post(client: httpx.Client, path: str, body: Any, **headers: str) -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return client.post(path, content=content, headers={"content-type": "application/json", **headers})
+
+
+def leaky_pod(secret: str) -> dict[str, Any]:
+    pod = task_pod()
+    pod["spec"]["containers"][0]["env"].append({"name": "FLYTE_AWS_SECRET_ACCESS_KEY", "value": secret})
+    return pod
+
+
+def test_mutate_injects_a_flyte_task_pod(client: httpx.Client) -> None:
+    body = review(task_pod())
+    response = post(client, "/mutate", body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    answer = response.json()
+    assert answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["response"]["uid"] == body["request"]["uid"]
+    assert answer["response"]["allowed"] is True
+    patch = orjson.loads(base64.b64decode(answer["response"]["patch"]))
+    assert any(op["path"] == "/spec/serviceAccountName" for op in patch)
+
+
+def test_non_flyte_pod_untouched(client: httpx.Client) -> None:
+    answer = post(client, "/mutate", review(plain_pod())).json()["response"]
+    assert answer["allowed"] is True
+    assert "patch" not in answer
+
+
+@pytest.mark.parametrize("path", ["/mutate", "/validate"])
+def test_leak_denied_and_value_never_leaves(server: RunningServer, client: httpx.Client, path: str) -> None:
+    secret = secrets.token_urlsafe(30)
+    response = post(client, path, review(leaky_pod(secret)))
+    answer = response.json()["response"]
+    assert answer["allowed"] is False
+    assert answer["status"]["code"] == 403
+    assert "env FLYTE_AWS_SECRET_ACCESS_KEY" in answer["status"]["message"]
+    assert_not_leaked(secret, response.text, "the response")
+    metrics = client.get("/metrics").text
+    assert_not_leaked(secret, metrics, "the metrics")
+    assert 'keyguard_admission_findings_total{profile="default",rule="env-credential-literal"}' in metrics
+    lines = server.audit_lines()
+    assert any(line.get("decision") == "denied" for line in lines)
+    assert_not_leaked(secret, orjson.dumps(lines), "the audit log")
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "body", "status", "text"),
+    [
+        ("POST", {"content-type": "application/json"}, b"{oops", 400, b"body is not valid JSON (at character 1)\n"),
+        (
+            "POST",
+            {"content-type": "application/json"},
+            b'{"kind": "Pod"}',
+            400,
+            b"body is not an admission.k8s.io/v1 AdmissionReview\n",
+        ),
+        ("POST", {"content-type": "application/json"}, b"", 400, b"body is not valid JSON (at character 0)\n"),
+        ("POST", {"content-type": "text/plain"}, b"{}", 415, b"content type must be application/json\n"),
+        ("POST", {}, b"{}", 415, b"content type must be application/json\n"),
+        ("GET", {}, b"", 405, b"only POST is accepted\n"),
+    ],
+)
+def test_bad_requests_get_exact_errors(
+    client: httpx.Client, method: str, headers: dict[str, str], body: bytes, status: int, text: bytes
+) -> None:
+    response = client.request(method, "/mutate", content=body, headers=headers)
+    assert (response.status_code, response.content) == (status, text)
+
+
+def test_content_type_with_charset_is_accepted(client: httpx.Client) -> None:
+    response = post(client, "/validate", review(plain_pod()), **{"content-type": "application/json; charset=utf-8"})
+    assert response.status_code == 200
+
+
+def test_oversized_reviews_are_413_by_header_and_by_stream(client: httpx.Client) -> None:
+    huge = b'{"pad": "' + b"x" * (7 * 1024 * 1024) + b'"}'
+    assert post(client, "/mutate", huge).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server must count while reading
+        for _ in range(8):
+            yield b"x" * (1024 * 1024)
+
+    response = client.post("/mutate", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_internal_error_answers_with_the_uid(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("boom with a value that must not be logged")
+
+    monkeypatch.setattr(admission_asgi, "decide", broken)
+    body = review(task_pod())
+    response = post(client, "/mutate", body)
+    assert response.status_code == 200
+    assert response.json()["response"] == {
+        "uid": body["request"]["uid"],
+        "allowed": False,
+        "status": {"code": 500, "reason": "InternalError", "message": "keyguard: internal error; see its log"},
+    }
+    assert "keyguard_admission_internal_errors_total 1.0" in client.get("/metrics").text
+
+
+def test_health_readiness_and_metrics(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    detail = ready.json()
+    assert detail["status"] == "ready"
+    assert detail["policy"]["source"] == "embedded"
+    assert detail["certificate"]["daysLeft"] > 30
+    metrics = client.get("/metrics").text
+    assert "keyguard_certificate_expiry_timestamp_seconds" in metrics
+    assert "keyguard_policy_info{version=" in metrics
+
+
+def test_concurrent_reviews_each_get_their_own_answer(server: RunningServer) -> None:
+    async def run() -> None:
+        context = ssl.create_default_context(cafile=server.ca_file)
+        async with httpx.AsyncClient(base_url=server.url, verify=context) as c:
+            bodies = [review(task_pod() if i % 3 else leaky_pod(secrets.token_urlsafe(20))) for i in range(60)]
+            responses = await asyncio.gather(
+                *(
+                    c.post("/mutate", content=orjson.dumps(b), headers={"content-type": "application/json"})
+                    for b in bodies
+                )
+            )
+            for body, response in zip(bodies, responses, strict=True):
+                answer = response.json()["response"]
+                assert answer["uid"] == body["request"]["uid"]
+                assert answer["allowed"] is (
+                    not any(
+                        e["name"].startswith("FLYTE_AWS_SECRET")
+                        for e in body["request"]["object"]["spec"]["containers"][0]["env"]
+                    )
+                )
+
+    asyncio.run(run())
+
+
+def test_policy_reload_and_last_good_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    template = "apiVersion: keyguard.flyte.org/v1\nkind: Policy\nprofiles:\n  - name: p\n    mode: {mode}\n"
+    policy.write_text(template.format(mode="enforce"))
+    with running_server(tmp_path, policy_file=policy, poll=0.05) as server:
+        context = ssl.create_default_context(cafile=server.ca_file)
+        with httpx.Client(base_url=server.url, verify=context) as c:
+            body = review(leaky_pod(secrets.token_urlsafe(20)))
+            assert post(c, "/mutate", body).json()["response"]["allowed"] is False
+            policy.write_text(template.format(mode="warn"))
+            wait_for(lambda: post(c, "/mutate", body).json()["response"]["allowed"] is True)
+            assert post(c, "/mutate", body).json()["response"]["warnings"]
+            policy.write_text(template.format(mode="block"))
+            wait_for(lambda: "lastReloadError" in c.get("/readyz").json()["policy"])
+            ready = c.get("/readyz")
+            assert ready.status_code == 200
+            assert "profiles[0].mode" in ready.json()["policy"]["lastReloadError"]
+            assert post(c, "/mutate", body).json()["response"]["allowed"] is True  # still the last good (warn)
+            assert 'keyguard_policy_reloads_total{result="error"} 1.0' in c.get("/metrics").text
+        events = [line["event"] for line in server.audit_lines()]
+        assert "policy-reloaded" in events
+        assert "policy-reload-failed" in events
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)

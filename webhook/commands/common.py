@@ -1,0 +1,31 @@
+"""Argument helpers shared by several commands: reading inputs and the --policy option the same way."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from webhook.errors import UsageError
+from webhook.policy import Policy, default_policy, load_policy
+
+
+def add_policy_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", type=Path, metavar="FILE", help="policy file (default: the embedded default policy)"
+    )
+
+
+def load_policy_argument(args: argparse.Namespace) -> Policy:
+    """The --policy file, or the embedded default; an invalid file is a UsageError (exit 2)."""
+    return default_policy() if args.policy is None else load_policy(args.policy)
+
+
+def read_input(name: str) -> bytes:
+    """Read a file or stdin (`-`); unreadable input is a UsageError naming the file and the reason."""
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as error:
+        raise UsageError(f"{name}: cannot read: {error.strerror or type(error).__name__}") from None

@@ -1,0 +1,83 @@
+"""`keyguard render-credentials`: the injected init container's whole job.
+
+Reads the access key pair from the mounted Secret (files `access_key`, `secret_key`, optional `session_token`)
+and writes an AWS shared-credentials file into the pod's in-memory volume, so SDKs find credentials through
+`AWS_SHARED_CREDENTIALS_FILE` and no value ever appears in the pod spec or on node disk. The file is written
+atomically (temporary file, then rename) and group-readable only (0440), so a task container running as the
+same group or as root can read it and nobody else on the node can. Nothing it prints contains a value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from webhook.errors import UsageError
+
+FILE_MODE = 0o440
+KEYS = (
+    ("access_key", "aws_access_key_id", True),
+    ("secret_key", "aws_secret_access_key", True),
+    ("session_token", "aws_session_token", False),
+)
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "render-credentials",
+        help="write an AWS shared-credentials file from a mounted Secret (init container)",
+        description="Read access_key, secret_key and optional session_token from DIR and write an AWS "
+        "shared-credentials file (profile 'default', mode 0440).",
+    )
+    parser.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--to", dest="target", type=Path, required=True, metavar="FILE")
+    parser.set_defaults(func=run)
+
+
+def _read_key(path: Path, required: bool) -> str | None:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise UsageError(f"{path}: not found; the Secret must have this key") from None
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
+        raise UsageError(f"{path}: cannot read: {reason}") from None
+    value = raw.strip()
+    if not value:
+        raise UsageError(f"{path}: empty")
+    if any(c in value for c in "\r\n[]="):
+        raise UsageError(f"{path}: contains a line break or one of [ ] =, which a credentials file cannot hold")
+    return value
+
+
+def render(source: Path, target: Path) -> None:
+    lines = ["[default]"]
+    for key, setting, required in KEYS:
+        value = _read_key(source / key, required)
+        if value is not None:
+            lines.append(f"{setting} = {value}")
+    content = ("\n".join(lines) + "\n").encode()
+    try:
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".credentials-")
+    except OSError as error:
+        raise UsageError(f"{target.parent}: cannot write: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, target)
+    except OSError as error:
+        with_path = Path(temporary)
+        with_path.unlink(missing_ok=True)
+        raise UsageError(f"{target}: cannot write: {error.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    render(args.source, args.target)
+    print(f"keyguard: wrote {args.target} from {args.source}")
+    return 0

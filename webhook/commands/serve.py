@@ -1,0 +1,74 @@
+"""`keyguard serve`: run the webhook as deployed — one uvicorn worker, uvloop + httptools, TLS, no access log.
+
+Scaling is the Kubernetes way (more replicas behind the Service), so there is exactly one worker per process.
+SIGTERM is handled by uvicorn: it stops accepting, lets in-flight reviews finish, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from webhook.commands.common import add_policy_argument
+from webhook.server.app import ServerState, build_app
+from webhook.server.audit_log import AuditLog
+from webhook.server.metrics import Metrics
+from webhook.server.policy_watch import PolicyHolder
+from webhook.server.settings import ServerSettings
+from webhook.server.tls import CertificateReloader, uvicorn_config
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="run the admission webhook over HTTPS",
+        description="Serve POST /mutate and /validate (AdmissionReview v1) plus /healthz, /readyz and /metrics.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--tls-cert", type=Path, required=True, metavar="FILE")
+    parser.add_argument("--tls-key", type=Path, required=True, metavar="FILE")
+    add_policy_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def serve(settings: ServerSettings) -> None:
+    reloader = CertificateReloader(settings.tls_cert, settings.tls_key)
+    state = ServerState(
+        policies=PolicyHolder(settings.policy_file),
+        metrics=Metrics(),
+        audit=AuditLog(),
+        certificate=reloader,
+        policy_poll_seconds=settings.policy_poll_seconds,
+        cert_poll_seconds=settings.cert_poll_seconds,
+    )
+    app = build_app(state, max_review_bytes=settings.max_review_bytes)
+    config = uvicorn_config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reloader=reloader,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+    )
+    uvicorn.Server(config).run()
+
+
+def run(args: argparse.Namespace) -> int:
+    serve(
+        ServerSettings(
+            host=args.host,
+            port=args.port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            policy_file=args.policy,
+        )
+    )
+    return 0

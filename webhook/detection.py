@@ -1,0 +1,348 @@
+"""Plaintext storage-credential detection: the rules, precompiled for the admission hot path.
+
+Three kinds of evidence, from strongest to weakest, the way gitleaks, trufflehog and detect-secrets combine them:
+
+1. *Names* — a literal value on a variable or setting whose name says it holds a storage key
+   (`FLYTE_AWS_SECRET_ACCESS_KEY`, `secret-key`, Flyte's `_FSEC_*` / `_UNION_*`). Any non-empty value counts,
+   `miniostorage` included: the name is the evidence.
+2. *Structured values* under any name — shapes with a fixed prefix or grammar that ordinary data never has:
+   AWS key ids (AKIA/ASIA/...), STS session tokens, PEM private keys, GCP service-account JSON, GCS HMAC ids,
+   Azure connection strings and SAS signatures; also inside a base64-encoded value.
+3. *Unstructured values* — AWS secret keys (40 chars) and Azure account keys (88 chars) have no prefix, so they are
+   flagged only when length, alphabet, character mix and Shannon entropy all agree.
+
+False-positive safeguards (each is a test case):
+
+| look-alike                          | why it passes                                                        |
+| ----------------------------------- | -------------------------------------------------------------------- |
+| git SHAs, checksums, GPG prints     | hex only: never an AWS/Azure key shape (needs upper, lower, digit)   |
+| image digests `sha256:<hex>`        | hex, and the `:` breaks every full-match shape                       |
+| Flyte version hashes (base64url)    | `-`/`_` are outside the AWS/Azure alphabets; lengths differ          |
+| UUIDs, ARNs, S3 URIs, endpoints     | separators (`-`, `:`, `/` runs) and no structured prefix             |
+| ordinary base64 of text/JSON        | decoded, it contains no structured key and no credential assignment  |
+| `AWS_REGION`, `*_FILE`, `*_PATH`... | excluded name suffixes; `FLYTE_SECRETS_*` belongs to Flyte           |
+| `$(VAR)`, `${VAR}` references       | a Kubernetes/shell reference to another variable is not a value      |
+| `AWS_SECRET_ACCESS_KEY=""`          | an empty literal leaks nothing                                       |
+
+Nothing here ever puts a value, or any part of one, into a `Hit`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+
+from webhook.findings import Hit, Rule, Severity
+
+_SECRET_FIX = (
+    "keep the key in a Kubernetes Secret: reference it with valueFrom.secretKeyRef, or drop it and let keyguard "
+    "mount the environment's storage Secret (AWS_SHARED_CREDENTIALS_FILE points the SDK at it)"
+)
+
+ENV_CREDENTIAL_LITERAL = Rule(
+    "env-credential-literal",
+    Severity.ERROR,
+    "a storage credential is set as a literal environment value",
+    _SECRET_FIX,
+)
+FLYTE_SECRET_LITERAL = Rule(
+    "flyte-secret-literal",
+    Severity.ERROR,
+    "a Flyte secret is injected as a literal environment value",
+    "use Flyte's K8s secret injection (the flyte-pod-webhook mounts the Secret or uses secretKeyRef) instead of the "
+    "Global/embedded injector that writes literal _FSEC_/_UNION_ values",
+)
+CLI_CREDENTIAL_FLAG = Rule(
+    "cli-credential-flag",
+    Severity.ERROR,
+    "a storage credential is passed on the command line",
+    "remove the key from command/args (visible in process lists and the pod spec); configure the storage client "
+    "with auth_type iam / the default credential chain and let keyguard mount the storage Secret",
+)
+AWS_ACCESS_KEY_ID = Rule("aws-access-key-id", Severity.ERROR, "an AWS access key id is in the pod spec", _SECRET_FIX)
+AWS_SECRET_ACCESS_KEY = Rule(
+    "aws-secret-access-key", Severity.ERROR, "a value shaped like an AWS secret access key", _SECRET_FIX
+)
+AWS_SESSION_TOKEN = Rule(
+    "aws-session-token", Severity.ERROR, "an AWS STS session token is in the pod spec", _SECRET_FIX
+)
+PRIVATE_KEY_PEM = Rule("private-key-pem", Severity.ERROR, "a PEM private key is in the pod spec", _SECRET_FIX)
+GCP_SERVICE_ACCOUNT_KEY = Rule(
+    "gcp-service-account-key",
+    Severity.ERROR,
+    "a GCP service-account JSON key is in the pod spec",
+    "mount the key from a Secret and set GOOGLE_APPLICATION_CREDENTIALS to its path, or better use GKE Workload "
+    "Identity (no key at all)",
+)
+GCS_HMAC_KEY = Rule("gcs-hmac-key", Severity.ERROR, "a GCS HMAC access id is in the pod spec", _SECRET_FIX)
+AZURE_CONNECTION_STRING = Rule(
+    "azure-storage-connection-string",
+    Severity.ERROR,
+    "an Azure storage connection string with an account key is in the pod spec",
+    _SECRET_FIX,
+)
+AZURE_ACCOUNT_KEY = Rule(
+    "azure-storage-account-key", Severity.ERROR, "a value shaped like an Azure storage account key", _SECRET_FIX
+)
+AZURE_SAS_TOKEN = Rule("azure-sas-token", Severity.ERROR, "an Azure SAS signature is in the pod spec", _SECRET_FIX)
+
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (
+        ENV_CREDENTIAL_LITERAL,
+        FLYTE_SECRET_LITERAL,
+        CLI_CREDENTIAL_FLAG,
+        AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY,
+        AWS_SESSION_TOKEN,
+        PRIVATE_KEY_PEM,
+        GCP_SERVICE_ACCOUNT_KEY,
+        GCS_HMAC_KEY,
+        AZURE_CONNECTION_STRING,
+        AZURE_ACCOUNT_KEY,
+        AZURE_SAS_TOKEN,
+    )
+}
+
+# --- names -----------------------------------------------------------------------------------------------------
+
+_CREDENTIAL_NAMES = frozenset(
+    {
+        "flyte_aws_access_key_id",
+        "flyte_aws_secret_access_key",
+        "flyte_azure_storage_account_key",
+        "flyte_azure_client_secret",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_security_token",
+        "azure_storage_key",
+        "azure_storage_account_key",
+        "azure_storage_access_key",
+        "azure_storage_connection_string",
+        "azure_storage_sas_token",
+        "azure_client_secret",
+        "minio_root_password",
+        "minio_secret_key",
+        "minio_access_key",
+        "access_key",
+        "secret_key",
+        "access_key_id",
+        "secret_access_key",
+        "account_key",
+        "storage_key",
+        "sas_token",
+        "session_token",
+        "connection_string",
+        "hmac_secret",
+    }
+)
+_CREDENTIAL_SUFFIXES = (
+    "_secret_access_key",
+    "_access_key_id",
+    "_secret_key",
+    "_access_key",
+    "_account_key",
+    "_storage_key",
+    "_connection_string",
+    "_sas_token",
+    "_session_token",
+    "_security_token",
+    "_client_secret",
+    "_hmac_secret",
+    "_root_password",
+)
+_HARMLESS_SUFFIXES = (
+    "_file",
+    "_path",
+    "_dir",
+    "_directory",
+    "_endpoint",
+    "_url",
+    "_uri",
+    "_region",
+    "_arn",
+    "_name",
+    "_ref",
+    "_env_prefix",
+    "_prefix",
+)
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_FLYTE_INJECTOR_PREFIXES = ("_FSEC_", "_UNION_")
+_REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_.-]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+@lru_cache(maxsize=8192)
+def _normalise(name: str) -> str:
+    return _CAMEL_BOUNDARY.sub("_", name).lower().replace("-", "_").replace(".", "_")
+
+
+@lru_cache(maxsize=8192)
+def is_credential_name(name: str) -> bool:
+    """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
+    normal = _normalise(name)
+    if normal.startswith("flyte_secrets_") or normal.endswith(_HARMLESS_SUFFIXES):
+        return False
+    return normal in _CREDENTIAL_NAMES or normal.endswith(_CREDENTIAL_SUFFIXES)
+
+
+def is_reference(value: str) -> bool:
+    """`$(VAR)` (Kubernetes), `${VAR}` or `$VAR` (shell): a pointer to another variable, not a value."""
+    return bool(_REFERENCE.match(value))
+
+
+# --- structured values -----------------------------------------------------------------------------------------
+
+_STRUCTURED = re.compile(
+    r"(?P<aws_id>(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}(?![A-Z0-9]))"
+    r"|(?P<pem>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)"
+    r"|(?P<gcp>\"type\"\s*:\s*\"service_account\")"
+    r"|(?P<hmac>(?<![A-Z0-9])GOOG1[A-Z0-9]{56}(?![A-Z0-9]))"
+    r"|(?P<azure_conn>AccountKey=[A-Za-z0-9+/]{80,}={0,2})"
+    r"|(?P<sas>(?:^|[?&;])sig=[A-Za-z0-9%+/]{20,})"
+    r"|(?P<sts>(?<![A-Za-z0-9+/])(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE|FQoGZXIvYXdzE|AQoDYXdzE)[A-Za-z0-9+/]{80,})"
+)
+_SAS_CONTEXT = re.compile(r"(?:^|[?&;])(?:sv|se|sp|srt|ss)=")
+_GCP_PRIVATE_KEY = re.compile(r"\"private_key\"\s*:")
+_AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
+_AZURE_KEY_SHAPE = re.compile(r"[A-Za-z0-9/+]{86}==")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{22,}={0,2}|[A-Za-z0-9_-]{22,}={0,2}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+# A credential assignment inside text: NAME=value / NAME: value, where NAME says it is a key.
+_ASSIGNMENT = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?P<name>[A-Za-z0-9_.-]*?(?:secret[_-]?access[_-]?key|secret[_-]?key|access[_-]?key"
+    r"(?:[_-]?id)?|account[_-]?key|sas[_-]?token|session[_-]?token|security[_-]?token|connection[_-]?string"
+    r"|client[_-]?secret|root[_-]?password|hmac[_-]?secret))\s*[=:]\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
+)
+_STRUCTURED_RULES = {
+    "aws_id": (AWS_ACCESS_KEY_ID, "an AWS access key id"),
+    "pem": (PRIVATE_KEY_PEM, "a PEM private key"),
+    "gcp": (GCP_SERVICE_ACCOUNT_KEY, "a GCP service-account key"),
+    "hmac": (GCS_HMAC_KEY, "a GCS HMAC access id"),
+    "azure_conn": (AZURE_CONNECTION_STRING, "an Azure storage connection string"),
+    "sas": (AZURE_SAS_TOKEN, "an Azure SAS signature"),
+    "sts": (AWS_SESSION_TOKEN, "an AWS session token"),
+}
+_MIN_VALUE_LENGTH = 20
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character of `text`'s own character distribution."""
+    length = len(text)
+    return -sum(n / length * math.log2(n / length) for n in Counter(text).values())
+
+
+def _mixed(text: str) -> bool:
+    return any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)
+
+
+def _unstructured(value: str) -> Hit | None:
+    length = len(value)
+    if length == 40 and _AWS_SECRET_SHAPE.fullmatch(value) and _mixed(value) and not _HEX.fullmatch(value):
+        if shannon_entropy(value) >= 4.2:
+            return Hit(AWS_SECRET_ACCESS_KEY, "a value shaped like an AWS secret access key")
+    elif length == 88 and _AZURE_KEY_SHAPE.fullmatch(value) and _mixed(value) and shannon_entropy(value[:86]) >= 4.8:
+        return Hit(AZURE_ACCOUNT_KEY, "a value shaped like an Azure storage account key")
+    return None
+
+
+def _structured(value: str, prefix: str) -> list[Hit]:
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    for match in _STRUCTURED.finditer(value):
+        group = match.lastgroup
+        if group is None or group in seen:
+            continue
+        if group == "gcp" and not _GCP_PRIVATE_KEY.search(value):
+            continue
+        if group == "sas" and not _SAS_CONTEXT.search(value):
+            continue
+        seen.add(group)
+        rule, what = _STRUCTURED_RULES[group]
+        hits.append(Hit(rule, prefix + what))
+    return hits
+
+
+def _decoded(value: str) -> str | None:
+    """The text a base64 value encodes, when it is base64 of mostly printable UTF-8; else None."""
+    if not _BASE64.fullmatch(value):
+        return None
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        raw = base64.b64decode(padded, altchars=b"-_" if ("-" in value or "_" in value) else None, validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
+    return text if text and printable >= 0.95 * len(text) else None
+
+
+def _assignments(text: str, prefix: str) -> list[Hit]:
+    for match in _ASSIGNMENT.finditer(text):
+        name, value = match.group("name"), match.group("value").strip("\"'")
+        if value and not is_reference(value) and is_credential_name(name.strip(".-_")):
+            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{name.strip('.-_')} is set to a literal value")]
+    return []
+
+
+def scan_value(value: str) -> list[Hit]:
+    """Keys recognisable by their value alone, under any name; also inside a base64-encoded value."""
+    if len(value) < _MIN_VALUE_LENGTH:
+        return []
+    hits = _structured(value, "")
+    if not hits:
+        unstructured = _unstructured(value)
+        if unstructured is not None:
+            return [unstructured]
+    if not hits and len(value) >= 24:
+        text = _decoded(value)
+        if text is not None:
+            hits = _structured(text, "base64-encoded ") or _assignments(text, "base64-encoded ")
+            if not hits and (found := _unstructured(text.strip())) is not None:
+                hits = [Hit(found.rule, "base64-encoded " + found.detail)]
+    return hits
+
+
+def scan_env_literal(name: str, value: str) -> list[Hit]:
+    """An env var with a literal `value`: judged by its name first, then by the value's shape."""
+    if not value or (value[0] == "$" and is_reference(value)):
+        return []
+    if name.startswith(_FLYTE_INJECTOR_PREFIXES):
+        return [Hit(FLYTE_SECRET_LITERAL, f"variable {name} holds a literal Flyte secret")]
+    if name == "SECRETS" and _decoded(value) is not None:
+        return [Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")]
+    if is_credential_name(name):
+        return [Hit(ENV_CREDENTIAL_LITERAL, f"variable {name} holds a literal storage credential")]
+    return scan_value(value)
+
+
+def _flag_name(item: str) -> str | None:
+    """`--storage.connection.secret-key` -> `secret-key` when the flag names a credential (value in next item)."""
+    if not item.startswith("-") or "=" in item:
+        return None
+    last = item.lstrip("-").rsplit(".", 1)[-1]
+    return last if last and is_credential_name(last) else None
+
+
+def scan_args(args: Sequence[str]) -> list[tuple[int, Hit]]:
+    """A container's `command` or `args`: `flag=value` / `flag value` credentials, `NAME=value` assignments in
+    shell strings or comma-separated settings (Flyte's copilot stow config), and value-shaped keys."""
+    hits: list[tuple[int, Hit]] = []
+    previous_flag: str | None = None
+    for index, item in enumerate(args):
+        if previous_flag is not None and item and not item.startswith("-") and not is_reference(item):
+            hits.append((index, Hit(CLI_CREDENTIAL_FLAG, f"the value of flag {previous_flag} is a literal credential")))
+            previous_flag = _flag_name(item)
+            continue
+        previous_flag = _flag_name(item)
+        if len(item) < 4:
+            continue
+        found = _assignments(item, "") if ("=" in item or ":" in item) else []
+        found = found or scan_value(item)
+        hits.extend((index, hit) for hit in found)
+    return hits

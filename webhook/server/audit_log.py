@@ -1,0 +1,31 @@
+"""One JSON line per decision on stdout, the way Kubernetes log collectors expect it.
+
+Only identifiers and verdicts are written: uid, namespace, pod name, operation, profile, decision, rule ids,
+dry-run and latency. Findings' messages are not logged (they are names only, but the rule ids say enough), and
+values never reach this module. A single `os.write` per line keeps lines whole and avoids logging machinery on
+the hot path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from typing import Any
+
+import orjson
+
+
+class AuditLog:
+    def __init__(self, fd: int | None = None) -> None:
+        self._fd = sys.stdout.fileno() if fd is None else fd
+
+    def write(self, record: dict[str, Any]) -> None:
+        record["ts"] = time.time()
+        with contextlib.suppress(OSError):  # a closed stdout must never fail an admission
+            os.write(self._fd, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    def event(self, event: str, **fields: Any) -> None:
+        """A non-decision event (policy reload, certificate reload, start, stop)."""
+        self.write({"event": event, **fields})
