@@ -22,4 +22,5 @@ def apply_patch(obj: dict[str, Any], operations: Any) -> dict[str, Any]:
     """Apply RFC 6902 operations (a list, or a response's base64 `patch`) to a copy of `obj`."""
     if isinstance(operations, str):
         operations = orjson.loads(base64.b64decode(operations))
-    return jsonpatch.apply_patch(copy.deepcopy(obj), list(operations))  # type: ignore[no-any-return]
+    # values are copied too: keyguard shares its injected structures between reviews
+    return jsonpatch.apply_patch(copy.deepcopy(obj), copy.deepcopy(list(operations)))  # type: ignore[no-any-return]

@@ -33,9 +33,13 @@ import base64
 import binascii
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import accumulate
+
+from ahocorasick_rs import AhoCorasick
 
 from webhook.findings import Hit, Rule, Severity
 
@@ -207,6 +211,20 @@ _STRUCTURED = re.compile(
     r"|(?P<sas>(?:^|[?&;])sig=[A-Za-z0-9%+/]{20,})"
     r"|(?P<sts>(?<![A-Za-z0-9+/])(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE|FQoGZXIvYXdzE|AQoDYXdzE)[A-Za-z0-9+/]{80,})"
 )
+# Every structured shape contains one of these literals: a cheap first pass (sre skips by first character) that
+# lets ordinary values skip the full pattern.
+_STRUCTURED_ANCHORS = re.compile(
+    r"AKIA|ASIA|ABIA|ACCA|A3T|-----BEGIN|service_account|GOOG1|AccountKey=|sig=|IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE"
+    r"|FQoGZXIvYXdzE|AQoDYXdzE"
+)
+_ASSIGNMENT_WORDS = ("key", "token", "secret", "passw", "connection")
+# The first pass over a whole container's values at once: every rule needs one of these literals (lowercased) or a
+# value that is entirely base64 with a digit and a capital (what every base64-borne rule needs). Multi-pattern
+# search (Aho-Corasick) reads the text once, so a container whose values hold none of them (nearly all) costs one
+# scan instead of one regex per value. Values are checked against the structured anchors; command lines also
+# against the words of a `NAME=value` assignment.
+_VALUE_PREFILTER = AhoCorasick([anchor.lower() for anchor in _STRUCTURED_ANCHORS.pattern.split("|")])
+_ARGS_PREFILTER = AhoCorasick([*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|"))])
 _SAS_CONTEXT = re.compile(r"(?:^|[?&;])(?:sv|se|sp|srt|ss)=")
 _GCP_PRIVATE_KEY = re.compile(r"\"private_key\"\s*:")
 _AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
@@ -215,10 +233,11 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]{22,}={0,2}|[A-Za-z0-9_-]{22,}={0,2}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 # A credential assignment inside text: NAME=value / NAME: value, where NAME says it is a key.
 _ASSIGNMENT = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(?P<name>[A-Za-z0-9_.-]*?(?:secret[_-]?access[_-]?key|secret[_-]?key|access[_-]?key"
-    r"(?:[_-]?id)?|account[_-]?key|sas[_-]?token|session[_-]?token|security[_-]?token|connection[_-]?string"
-    r"|client[_-]?secret|root[_-]?password|hmac[_-]?secret))\s*[=:]\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
+    r"(?i)(?:secret|access|account|sas|session|security|connection|client|root|hmac|storage)[_-]?"
+    r"(?:access[_-]?)?(?:key(?:[_-]?id)?|token|string|secret|password)\s*[=:]\s*"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
 )
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _STRUCTURED_RULES = {
     "aws_id": (AWS_ACCESS_KEY_ID, "an AWS access key id"),
     "pem": (PRIVATE_KEY_PEM, "a PEM private key"),
@@ -252,6 +271,8 @@ def _unstructured(value: str) -> Hit | None:
 
 
 def _structured(value: str, prefix: str) -> list[Hit]:
+    if _STRUCTURED_ANCHORS.search(value) is None:
+        return []
     hits: list[Hit] = []
     seen: set[str] = set()
     for match in _STRUCTURED.finditer(value):
@@ -270,7 +291,7 @@ def _structured(value: str, prefix: str) -> list[Hit]:
 
 def _decoded(value: str) -> str | None:
     """The text a base64 value encodes, when it is base64 of mostly printable UTF-8; else None."""
-    if not _BASE64.fullmatch(value):
+    if not _looks_base64(value):
         return None
     padded = value + "=" * (-len(value) % 4)
     try:
@@ -282,11 +303,29 @@ def _decoded(value: str) -> str | None:
     return text if text and printable >= 0.95 * len(text) else None
 
 
+def _assignment_name(text: str, keyword_start: int, keyword_end: int) -> str:
+    """The whole setting name around a credential keyword: `--storage.connection.secret-key` -> that flag."""
+    start = keyword_start
+    while start > 0 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    return text[start:keyword_end].strip(".-_")
+
+
 def _assignments(text: str, prefix: str) -> list[Hit]:
+    """`NAME=value` / `NAME: value` where NAME says it is a key and the value is a literal."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _ASSIGNMENT_WORDS):
+        return []
     for match in _ASSIGNMENT.finditer(text):
-        name, value = match.group("name"), match.group("value").strip("\"'")
-        if value and not is_reference(value) and is_credential_name(name.strip(".-_")):
-            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{name.strip('.-_')} is set to a literal value")]
+        value = match.group("value").strip("\"'")
+        if not value or is_reference(value):
+            continue
+        keyword_end = match.start("value")
+        while text[keyword_end - 1] in " \t=:":
+            keyword_end -= 1
+        name = _assignment_name(text, match.start(), keyword_end)
+        if is_credential_name(name):
+            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{name} is set to a literal value")]
     return []
 
 
@@ -308,36 +347,91 @@ def scan_value(value: str) -> list[Hit]:
     return hits
 
 
+def _looks_base64(value: str) -> bool:
+    return _BASE64.fullmatch(value) is not None and any(c.isdigit() for c in value) and any(c.isupper() for c in value)
+
+
+def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
+    """Indices of the values that could hold a key; no rule can match any other value (a cheap first pass)."""
+    joined = "\n".join(values)
+    lowered = joined.lower()
+    found: set[int] = set()
+    matches = prefilter.find_matches_as_indexes(lowered)
+    if matches:
+        if len(lowered) != len(joined):  # lowercasing changed offsets (rare Unicode): check everything
+            return set(range(len(values)))
+        ends = list(accumulate(len(v) + 1 for v in values))
+        found.update(bisect_right(ends, start) for _, start, _ in matches)
+    found.update(i for i, v in enumerate(values) if len(v) >= 22 and i not in found and _looks_base64(v))
+    return found
+
+
+def _by_name(name: str, value: str) -> Hit | None:
+    if name.startswith(_FLYTE_INJECTOR_PREFIXES):
+        return Hit(FLYTE_SECRET_LITERAL, f"variable {name} holds a literal Flyte secret")
+    if name == "SECRETS" and _decoded(value) is not None:
+        return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
+    if is_credential_name(name):
+        return Hit(ENV_CREDENTIAL_LITERAL, f"variable {name} holds a literal storage credential")
+    return None
+
+
+def scan_env(variables: Sequence[tuple[str, str]]) -> list[tuple[int, Hit]]:
+    """A container's literal env vars as (name, value) pairs; the index of each offender. Same verdicts as
+    `scan_env_literal` on each pair, with one first pass over all the long values together."""
+    hits: list[tuple[int, Hit]] = []
+    long_values: list[int] = []
+    for index, (name, value) in enumerate(variables):
+        if not value or (value[0] == "$" and is_reference(value)):
+            continue
+        hit = _by_name(name, value)
+        if hit is not None:
+            hits.append((index, hit))
+        elif len(value) >= _MIN_VALUE_LENGTH:
+            long_values.append(index)
+    if long_values:
+        candidates = _candidates([variables[i][1] for i in long_values], _VALUE_PREFILTER)
+        for position in sorted(candidates):
+            index = long_values[position]
+            hits.extend((index, hit) for hit in scan_value(variables[index][1]))
+        hits.sort(key=lambda pair: pair[0])
+    return hits
+
+
 def scan_env_literal(name: str, value: str) -> list[Hit]:
     """An env var with a literal `value`: judged by its name first, then by the value's shape."""
     if not value or (value[0] == "$" and is_reference(value)):
         return []
-    if name.startswith(_FLYTE_INJECTOR_PREFIXES):
-        return [Hit(FLYTE_SECRET_LITERAL, f"variable {name} holds a literal Flyte secret")]
-    if name == "SECRETS" and _decoded(value) is not None:
-        return [Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")]
-    if is_credential_name(name):
-        return [Hit(ENV_CREDENTIAL_LITERAL, f"variable {name} holds a literal storage credential")]
-    return scan_value(value)
+    hit = _by_name(name, value)
+    return [hit] if hit is not None else scan_value(value)
 
 
 def _flag_name(item: str) -> str | None:
-    """`--storage.connection.secret-key` -> `secret-key` when the flag names a credential (value in next item)."""
+    """`--storage.connection.secret-key` -> `storage.connection.secret-key` when the flag names a credential."""
     if not item.startswith("-") or "=" in item:
         return None
-    last = item.lstrip("-").rsplit(".", 1)[-1]
-    return last if last and is_credential_name(last) else None
+    flag = item.lstrip("-")
+    last = flag.rsplit(".", 1)[-1]
+    return flag if last and is_credential_name(last) else None
 
 
 def scan_args(args: Sequence[str]) -> list[tuple[int, Hit]]:
     """A container's `command` or `args`: `flag=value` / `flag value` credentials, `NAME=value` assignments in
     shell strings or comma-separated settings (Flyte's copilot stow config), and value-shaped keys."""
+    if not args:
+        return []
+    candidates = _candidates(args, _ARGS_PREFILTER)
+    if not candidates:
+        return []
     hits: list[tuple[int, Hit]] = []
     previous_flag: str | None = None
     for index, item in enumerate(args):
         if previous_flag is not None and item and not item.startswith("-") and not is_reference(item):
             hits.append((index, Hit(CLI_CREDENTIAL_FLAG, f"the value of flag {previous_flag} is a literal credential")))
-            previous_flag = _flag_name(item)
+            previous_flag = _flag_name(item) if index in candidates else None
+            continue
+        if index not in candidates:
+            previous_flag = None
             continue
         previous_flag = _flag_name(item)
         if len(item) < 4:

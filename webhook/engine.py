@@ -68,13 +68,16 @@ def _container_findings(kind: str, index: int, container: Mapping[str, Any]) -> 
     where = f"spec.{kind}[{index}]"
     env = container.get("env")
     if isinstance(env, list):
+        literals: list[tuple[str, str]] = []
+        positions: list[int] = []
         for j, variable in enumerate(env):
-            if not isinstance(variable, dict):
-                continue
-            value, var_name = variable.get("value"), variable.get("name")
-            if isinstance(value, str) and value and isinstance(var_name, str):
-                for hit in detection.scan_env_literal(var_name, value):
-                    yield _finding(hit, f"{where}.env[{j}]", name, f"env {var_name}")
+            if isinstance(variable, dict):
+                value, var_name = variable.get("value"), variable.get("name")
+                if isinstance(value, str) and value and isinstance(var_name, str):
+                    literals.append((var_name, value))
+                    positions.append(j)
+        for k, hit in detection.scan_env(literals):
+            yield _finding(hit, f"{where}.env[{positions[k]}]", name, f"env {literals[k][0]}")
     for field in ("command", "args"):
         items = container.get(field)
         if isinstance(items, list) and items:
@@ -183,7 +186,9 @@ def decide(
     metadata = pod.get("metadata")
     namespace = request.get("namespace") or (metadata.get("namespace") if isinstance(metadata, dict) else "")
     namespace = namespace if isinstance(namespace, str) else ""
-    exemption = find_exemption(policy, namespace=namespace, pod=pod, today=today or datetime.now(UTC).date())
+    exemption = None
+    if policy.exemptions:
+        exemption = find_exemption(policy, namespace=namespace, pod=pod, today=today or datetime.now(UTC).date())
     if exemption is not None:
         message = f"exempt until {exemption.expires.isoformat()} (owner {exemption.owner})"
         return Decision(True, "exempt", message=message)

@@ -137,6 +137,38 @@ def renderer_container(profile: Profile) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """Everything the injection adds for one profile, built once and shared by every review (never mutated)."""
+
+    volumes: dict[str, dict[str, Any]]
+    mounts: dict[str, dict[str, Any]]
+    mount_paths: frozenset[str]
+    env_entry: dict[str, str]
+    renderer: dict[str, Any]
+
+
+_PARTS: dict[int, tuple[Profile, _Parts]] = {}
+
+
+def _parts(profile: Profile) -> _Parts:
+    cached = _PARTS.get(id(profile))
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    if len(_PARTS) > 64:  # profiles of replaced policies
+        _PARTS.clear()
+    mounts = {m["name"]: m for m in _mounts(profile)}
+    parts = _Parts(
+        volumes={CREDS_VOLUME: _secret_volume(profile), TMPFS_VOLUME: _tmpfs_volume(profile)},
+        mounts=mounts,
+        mount_paths=frozenset(m["mountPath"] for m in mounts.values()),
+        env_entry={"name": CREDENTIALS_ENV, "value": credentials_file_path(profile)},
+        renderer=renderer_container(profile),
+    )
+    _PARTS[id(profile)] = (profile, parts)
+    return parts
+
+
 def _conflict(injection: Injection, path: str, what: str, container: str | None = None) -> None:
     injection.conflicts.append(
         Finding(
@@ -162,15 +194,14 @@ def _is_token_volume(volume: Any) -> bool:
 def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], injection: Injection) -> None:
     volumes = spec.get("volumes")
     existing = _list(volumes)
-    wanted = {CREDS_VOLUME: _secret_volume(profile), TMPFS_VOLUME: _tmpfs_volume(profile)}
-    missing = dict(wanted)
+    missing = dict(_parts(profile).volumes)
     for index in range(len(existing) - 1, -1, -1):
         volume = existing[index]
         if not isinstance(volume, dict):
             continue
         name = _str(volume.get("name"))
         if name in drop:
-            injection.operations.append(remove(pointer("spec", "volumes", index)))
+            injection.operations.append(remove(f"/spec/volumes/{index}"))
         elif name == CREDS_VOLUME:
             secret = _dict(volume.get("secret"))
             if secret.get("secretName") != profile.credentials.secret_name:
@@ -191,13 +222,13 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
 def _plan_container(
     kind: str, index: int, container: dict[str, Any], profile: Profile, drop: set[str], injection: Injection
 ) -> None:
-    base = ("spec", kind, index)
+    base = f"/spec/{kind}/{index}"
     raw_name = container.get("name")
     name = raw_name if isinstance(raw_name, str) else f"#{index}"
     mounts = container.get("volumeMounts")
     existing = _list(mounts)
-    wanted = {m["name"]: m for m in _mounts(profile)}
-    wanted_paths = {m["mountPath"]: m["name"] for m in wanted.values()}
+    parts = _parts(profile)
+    wanted, wanted_paths = parts.mounts, parts.mount_paths
     missing = dict(wanted)
     for j in range(len(existing) - 1, -1, -1):
         mount = existing[j]
@@ -205,7 +236,7 @@ def _plan_container(
             continue
         mount_name, mount_path = _str(mount.get("name")), _str(mount.get("mountPath"))
         if mount_name in drop:
-            injection.operations.append(remove(pointer(*base, "volumeMounts", j)))
+            injection.operations.append(remove(f"{base}/volumeMounts/{j}"))
         elif mount_name in wanted:
             want = wanted[mount_name]
             if (
@@ -220,19 +251,17 @@ def _plan_container(
             _conflict(injection, f"spec.{kind}[{index}].volumeMounts[{j}]", f"mount at {mount_path}", name)
     if kind != "ephemeralContainers" and missing:
         if not isinstance(mounts, list):
-            injection.operations.append(add(pointer(*base, "volumeMounts"), list(missing.values())))
+            injection.operations.append(add(f"{base}/volumeMounts", list(missing.values())))
         else:
-            injection.operations.extend(add(pointer(*base, "volumeMounts", "-"), m) for m in missing.values())
+            injection.operations.extend(add(f"{base}/volumeMounts/-", m) for m in missing.values())
     if kind == "ephemeralContainers" or name == RENDERER_NAME:
         return
-    _plan_env(base, name, container, profile, injection)
+    _plan_env(base, name, container, parts.env_entry, injection)
 
 
-def _plan_env(
-    base: tuple[str | int, ...], name: str, container: dict[str, Any], profile: Profile, injection: Injection
-) -> None:
+def _plan_env(base: str, name: str, container: dict[str, Any], entry: dict[str, str], injection: Injection) -> None:
     env = container.get("env")
-    wanted = credentials_file_path(profile)
+    wanted = entry["value"]
     for variable in _list(env):
         if isinstance(variable, dict) and variable.get("name") == CREDENTIALS_ENV:
             if variable.get("value") != wanted:
@@ -241,16 +270,15 @@ def _plan_env(
                     f"read the injected credentials at {wanted}"
                 )
             return
-    entry = {"name": CREDENTIALS_ENV, "value": wanted}
     if isinstance(env, list):
-        injection.operations.append(add(pointer(*base, "env", "-"), entry))
+        injection.operations.append(add(f"{base}/env/-", entry))
     else:
-        injection.operations.append(add(pointer(*base, "env"), [entry]))
+        injection.operations.append(add(f"{base}/env", [entry]))
 
 
 def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
     init = spec.get("initContainers")
-    wanted = renderer_container(profile)
+    wanted = _parts(profile).renderer
     for index, container in enumerate(_list(init)):
         if isinstance(container, dict) and container.get("name") == RENDERER_NAME:
             if container.get("command") != wanted["command"] or container.get("image") != wanted["image"]:
