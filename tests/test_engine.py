@@ -139,7 +139,7 @@ def test_every_leak_shape_is_denied_naming_container_and_field(policy: Policy, l
     kind = where.split("[")[0]
     name = pod["spec"][kind][index]["name"]
     assert f"container {name}, {field}" in message
-    assert "Fix:" in message
+    assert "Fix [" in message
     assert any(f.path.startswith(f"spec.{where}") for f in decision.findings)
     assert_not_leaked(secret, repr(decision), "the decision")
     assert_not_leaked(secret[:8], message, "the message (a prefix)")

@@ -150,8 +150,9 @@ def _verdict(
 ) -> Decision:
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors and profile.mode == "enforce":
-        lines = "; ".join(f"({n}) {f.message}. Fix: {f.fix}" for n, f in enumerate(errors, start=1))
-        message = f"keyguard denied {pod_label} (profile {profile.name}): {len(errors)} problem(s): {lines}"
+        problems = "; ".join(f"({n}) {f.message}" for n, f in enumerate(errors, start=1))
+        fixes = " ".join(f"Fix [{rule}]: {fix}." for rule, fix in {f.rule.id: f.fix for f in errors}.items())
+        message = f"keyguard denied {pod_label} (profile {profile.name}): {len(errors)} problem(s): {problems}. {fixes}"
         denied_warnings = tuple(f.message for f in findings if f.severity is Severity.WARNING)
         return Decision(False, "denied", profile.name, profile.mode, tuple(findings), (), denied_warnings, message)
     warnings: tuple[str, ...] = ()

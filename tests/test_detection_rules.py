@@ -1,0 +1,187 @@
+"""Detection rules: every leak shape is caught under its rule, every look-alike passes, no hit names a value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests import fake_credentials as fake
+from webhook.detection import RULES, is_credential_name, scan_args, scan_env_literal, scan_value
+
+
+def rule_ids(hits: list) -> list[str]:  # type: ignore[type-arg]
+    return [h.rule.id for h in hits]
+
+
+VALUE_LEAKS: list[tuple[str, Callable[[], str]]] = [
+    ("aws-access-key-id", fake.aws_access_key_id),
+    ("aws-access-key-id", lambda: fake.aws_access_key_id("ASIA")),
+    ("aws-secret-access-key", fake.aws_secret_access_key),
+    ("aws-session-token", fake.aws_session_token),
+    ("private-key-pem", fake.pem_private_key),
+    ("gcp-service-account-key", fake.gcp_service_account_json),
+    ("gcs-hmac-key", fake.gcs_hmac_access_id),
+    ("azure-storage-connection-string", fake.azure_connection_string),
+    ("azure-storage-account-key", fake.azure_account_key),
+    ("azure-sas-token", fake.azure_sas_token),
+    ("azure-sas-token", lambda: "https://flytedata.blob.core.windows.net/c?" + fake.azure_sas_token()),
+    ("aws-access-key-id", lambda: fake.base64_of(f"[default]\naws_access_key_id = {fake.aws_access_key_id()}\n")),
+    ("cli-credential-flag", lambda: fake.base64_of(f"secret_key={fake.aws_secret_access_key()}\n")),
+    ("gcp-service-account-key", lambda: fake.base64_of(fake.gcp_service_account_json())),
+    ("aws-secret-access-key", lambda: fake.base64_of(fake.aws_secret_access_key())),
+]
+
+
+@pytest.mark.parametrize(("rule", "make"), VALUE_LEAKS)
+def test_values_that_are_keys_under_any_name(rule: str, make: Callable[[], str]) -> None:
+    value = make()
+    hits = scan_value(value)
+    assert rule in rule_ids(hits)
+    assert rule_ids(scan_env_literal("SOME_SETTING", value)) == rule_ids(hits)
+    for hit in hits:
+        leaked = value in hit.detail or value[:10] in hit.detail
+        assert not leaked, "a hit's detail carries the value"
+
+
+LOOK_ALIKES: list[tuple[str, Callable[[], str]]] = [
+    ("git sha", fake.git_sha),
+    ("image digest", fake.image_digest),
+    ("flyte version hash", fake.flyte_version_hash),
+    ("gpg fingerprint", fake.gpg_fingerprint),
+    ("uuid", fake.a_uuid),
+    ("arn", lambda: "arn:aws:iam::123456789012:role/flyte-task-role"),
+    ("s3 uri", lambda: "s3://my-s3-bucket/metadata/propeller/flytesnacks-development-a4lmk5ws6qkfbhx94dxc/n0/data"),
+    ("endpoint", lambda: "http://minio.flyte.svc.cluster.local:9000"),
+    ("path", lambda: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"),
+    ("base64 text", lambda: fake.base64_of("hello flyte, this is ordinary configuration text")),
+    ("base64 json", lambda: fake.base64_of('{"retries": 3, "interruptible": true, "cache": "v1.2"}')),
+    ("sha256 base64", lambda: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+    ("execution id", lambda: "a4lmk5ws6qkfbhx94dxc"),
+    ("workflow", lambda: "flytesnacks:development:wf.example.my_wf"),
+    ("sas-like without signature context", lambda: "https://example.com/?sig=" + "a" * 30),
+    ("reference", lambda: "$(AWS_SECRET_ACCESS_KEY)"),
+]
+
+
+@pytest.mark.parametrize(("label", "make"), LOOK_ALIKES)
+def test_look_alikes_pass(label: str, make: Callable[[], str]) -> None:
+    for _ in range(20):  # random ones: many draws
+        value = make()
+        assert scan_value(value) == [], label
+        assert scan_env_literal("FLYTE_INTERNAL_TASK_VERSION", value) == []
+        assert scan_args(["--flag", value, f"--opt={value}"]) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("FLYTE_AWS_SECRET_ACCESS_KEY", True),
+        ("FLYTE_AWS_ACCESS_KEY_ID", True),
+        ("AWS_SESSION_TOKEN", True),
+        ("AZURE_STORAGE_CONNECTION_STRING", True),
+        ("AZURE_STORAGE_SAS_TOKEN", True),
+        ("FLYTE_AZURE_CLIENT_SECRET", True),
+        ("MINIO_ROOT_PASSWORD", True),
+        ("MINIO_SECRET_KEY", True),
+        ("MY_BUCKET_SECRET_ACCESS_KEY", True),
+        ("secret-key", True),
+        ("access-key", True),
+        ("accessKey", True),
+        ("secretKey", True),
+        ("access_key_id", True),
+        ("AWS_REGION", False),
+        ("AWS_DEFAULT_REGION", False),
+        ("AWS_ROLE_ARN", False),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", False),
+        ("AWS_SHARED_CREDENTIALS_FILE", False),
+        ("AZURE_STORAGE_ACCOUNT", False),
+        ("AZURE_CLIENT_ID", False),
+        ("FLYTE_AWS_ENDPOINT", False),
+        ("GOOGLE_APPLICATION_CREDENTIALS", False),
+        ("FLYTE_SECRETS_DEFAULT_DIR", False),
+        ("FLYTE_SECRETS_ENV_PREFIX", False),
+        ("SECRET_KEY_PATH", False),
+        ("key", False),
+    ],
+)
+def test_credential_names(name: str, credential: bool) -> None:
+    assert is_credential_name(name) is credential
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "rule"),
+    [
+        ("FLYTE_AWS_SECRET_ACCESS_KEY", "miniostorage", "env-credential-literal"),
+        ("FLYTE_AWS_ACCESS_KEY_ID", "minio", "env-credential-literal"),
+        ("_FSEC_AWS_ACCESS_KEY", "anything", "flyte-secret-literal"),
+        ("_UNION_S3_KEY", "anything", "flyte-secret-literal"),
+        ("SECRETS", fake.base64_of('{"aws-key": "v"}'), "flyte-secret-literal"),
+        ("AWS_SECRET_ACCESS_KEY", "", None),
+        ("AWS_SECRET_ACCESS_KEY", "$(FROM_SECRET)", None),
+        ("SECRETS", "not base64 at all", None),
+        ("FLYTE_SECRETS_ENV_PREFIX", "_FSEC_", None),
+    ],
+)
+def test_env_literals(name: str, value: str, rule: str | None) -> None:
+    assert rule_ids(scan_env_literal(name, value)) == ([rule] if rule else [])
+
+
+def test_command_line_shapes_with_indices() -> None:
+    secret = fake.aws_secret_access_key()
+    args = [
+        "/bin/flyte-copilot",  # 0
+        "--storage.connection.secret-key",  # 1: the flag ...
+        "minio-secret",  # 2: ... its value is the finding
+        f"--storage.connection.access-key={secret[:12]}",  # 3
+        "--storage.stow.config",  # 4
+        "auth_type=accesskey,access_key_id=minio,secret_key=miniostorage,disable_ssl=true",  # 5
+        "--secret-key-file=/etc/flyte/storage/secret_key",  # 6: a path flag is fine
+        "--storage.connection.secret-key=$(AWS_SECRET_ACCESS_KEY)",  # 7: a reference is fine
+        "sh -c 'export AWS_SECRET_ACCESS_KEY=abc123; pyflyte-execute'",  # 8
+        fake.aws_access_key_id(),  # 9: a key under no name at all
+    ]
+    found = {(i, h.rule.id) for i, h in scan_args(args)}
+    assert found == {
+        (2, "cli-credential-flag"),
+        (3, "cli-credential-flag"),
+        (5, "cli-credential-flag"),
+        (8, "cli-credential-flag"),
+        (9, "aws-access-key-id"),
+    }
+    details = " ".join(h.detail for _, h in scan_args(args))
+    assert "storage.connection.secret-key" in details
+    assert all(bad not in details for bad in ("minio-secret", "miniostorage", "abc123", secret[:12]))
+
+
+def test_every_rule_is_documented() -> None:
+    for rule_id, rule in RULES.items():
+        assert rule.id == rule_id
+        assert rule.title
+        assert rule.fix
+
+
+STATIC_TEXT = " ".join(
+    [r.title for r in RULES.values()]
+    + [
+        "holds a literal storage credential",
+        "holds a literal Flyte secret",
+        "is set to a literal value",
+        "the value of flag",
+        "is a literal credential",
+        "base64-encoded",
+        "a value shaped like",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200), st.text(max_size=40))
+def test_arbitrary_text_never_raises_or_echoes(value: str, name: str) -> None:
+    hits = scan_value(value) + scan_env_literal(name, value) + [h for _, h in scan_args([name, value])]
+    for hit in hits:
+        # details name the variable or flag (which may contain the value by chance) and fixed words; never a value
+        leaked = len(value) >= 6 and value in hit.detail.replace(name, "") and value not in STATIC_TEXT
+        assert not leaked, "a hit's detail carries the scanned value"
