@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests import fake_credentials as fake
 from webhook.detection import RULES, is_credential_name, scan_args, scan_env_literal, scan_value
+from webhook.engine import all_rules
 
 
 def rule_ids(hits: list) -> list[str]:  # type: ignore[type-arg]
@@ -185,3 +187,9 @@ def test_arbitrary_text_never_raises_or_echoes(value: str, name: str) -> None:
         # details name the variable or flag (which may contain the value by chance) and fixed words; never a value
         leaked = len(value) >= 6 and value in hit.detail.replace(name, "") and value not in STATIC_TEXT
         assert not leaked, "a hit's detail carries the scanned value"
+
+
+def test_readme_documents_every_rule() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [r.id for r in all_rules() if f"`{r.id}`" not in readme]
+    assert missing == []
