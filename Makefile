@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEV_CERTS := certs/dev
 QUICK ?=
 
-.PHONY: venv run test lint unit e2e bench clean
+.PHONY: venv run test lint unit e2e k8s bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,17 +28,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check webhook tests bench
 	$(BIN)/mypy webhook
 
-unit: $(STAMP)
+# kube-apiserver, kubectl (kustomize) and etcd, built from the Go module proxy once and cached by version.
+k8s:
+	tests/e2e/build-k8s.sh
+
+unit: $(STAMP) k8s
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e \
 		--cov=webhook --cov-report=term --cov-fail-under=90
 
 test: lint unit
 
-e2e: $(STAMP)
-	tests/e2e/build-k8s.sh
-	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
+e2e: $(STAMP) k8s
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
 
 bench: $(STAMP)
+	bench/install-wrk.sh
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
 
 clean:

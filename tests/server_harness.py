@@ -33,6 +33,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Replace a file atomically, as a ConfigMap volume update does (a half-written file is another test)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 @dataclass
 class RunningServer:
     url: str

@@ -17,7 +17,7 @@ import pytest
 
 from tests.flyte_pods import plain_pod, review, task_pod
 from tests.leaks import assert_not_leaked
-from tests.server_harness import RunningServer, running_server
+from tests.server_harness import RunningServer, replace_file, running_server
 from webhook.server import admission_asgi
 
 
@@ -183,10 +183,10 @@ def test_policy_reload_and_last_good_policy(tmp_path: Path) -> None:
         with httpx.Client(base_url=server.url, verify=context) as c:
             body = review(leaky_pod(secrets.token_urlsafe(20)))
             assert post(c, "/mutate", body).json()["response"]["allowed"] is False
-            policy.write_text(template.format(mode="warn"))
+            replace_file(policy, template.format(mode="warn"))
             wait_for(lambda: post(c, "/mutate", body).json()["response"]["allowed"] is True)
             assert post(c, "/mutate", body).json()["response"]["warnings"]
-            policy.write_text(template.format(mode="block"))
+            replace_file(policy, template.format(mode="block"))
             wait_for(lambda: "lastReloadError" in c.get("/readyz").json()["policy"])
             ready = c.get("/readyz")
             assert ready.status_code == 200

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import NoReturn
 
 from webhook import __version__
 from webhook.errors import KeyguardError
@@ -20,11 +21,30 @@ COMMANDS: tuple[str, ...] = (
     "review",
     "render_credentials",
     "certs",
+    "secret",
+    "doctor",
 )
 
 
+UNRECOGNIZED = "unrecognized arguments: "
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error never echoes an argument's value: someone who pastes a key on the
+    command line (`--secret-key=…`) must not see it printed back into logs and CI output."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith(UNRECOGNIZED):
+            shown = [
+                arg.split("=", 1)[0] + ("=…" if "=" in arg else "") if arg.startswith("-") else "…"
+                for arg in message.removeprefix(UNRECOGNIZED).split(" ")
+            ]
+            message = UNRECOGNIZED + " ".join(shown)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keyguard",
         description="Keep object-storage credentials out of Flyte task pods.",
     )

@@ -347,8 +347,13 @@ def scan_value(value: str) -> list[Hit]:
     return hits
 
 
+_DIGIT = re.compile(r"[0-9]").search
+
+
 def _looks_base64(value: str) -> bool:
-    return _BASE64.fullmatch(value) is not None and any(c.isdigit() for c in value) and any(c.isupper() for c in value)
+    # _BASE64 admits ASCII only, so "has an uppercase letter" is `lower() != value`: C speed, not a Python loop
+    # per character (ordinary config values like `hyperparameter-10-value` reach this test).
+    return _BASE64.fullmatch(value) is not None and _DIGIT(value) is not None and value.lower() != value
 
 
 def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:

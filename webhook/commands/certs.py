@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from webhook import certs
+from webhook.commands.common import add_cluster_arguments
 from webhook.errors import UsageError
 
 
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> None:
     _register_generate(actions)
     _register_rotate(actions)
     _register_inspect(actions)
+    _register_install(actions)
 
 
 def _add_names(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +82,41 @@ def _register_inspect(actions: Any) -> None:
     parser.add_argument("--server-name", metavar="NAME", help="verify for this name (default: the first SAN)")
     parser.add_argument("--output", choices=("text", "json"), default="text")
     parser.set_defaults(func=run_inspect)
+
+
+def _register_install(actions: Any) -> None:
+    parser: argparse.ArgumentParser = actions.add_parser(
+        "install",
+        help="publish the certificates to the cluster (TLS Secret and caBundle)",
+        description="Server-side apply, as field manager 'keyguard': the TLS Secret (tls.crt, tls.key, ca.crt; "
+        "never ca.key) and caBundle on every webhook of the keyguard webhook configurations. Other fields, "
+        "including an admin's edits, are left as they are. Run after generate, and after each rotate step.",
+    )
+    parser.add_argument("--dir", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--namespace", default="keyguard-system")
+    parser.add_argument("--secret", default="keyguard-tls", metavar="NAME", help="the TLS Secret's name")
+    parser.add_argument("--webhook-config", default="keyguard", metavar="NAME", help="both configurations' name")
+    parser.add_argument("--no-secret", action="store_true", help="only publish the caBundle")
+    add_cluster_arguments(parser)
+    parser.set_defaults(func=run_install)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from webhook.cluster.certificates import install
+    from webhook.cluster.connection import api_client
+
+    installed = install(
+        api_client(args.kubeconfig, args.context),
+        args.dir,
+        namespace=args.namespace,
+        secret_name=args.secret,
+        configuration=args.webhook_config,
+        write_secret=not args.no_secret,
+    )
+    if installed.secret:
+        print(f"applied Secret {installed.secret} (tls.crt, tls.key, ca.crt)")
+    print(f"applied caBundle ({_count(installed.authorities, 'CA')}) to {', '.join(installed.webhooks)}")
+    return 0
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -13,12 +13,24 @@ from typing import Any
 import uvicorn
 
 from webhook.commands.common import add_policy_argument
+from webhook.errors import UsageError
 from webhook.server.app import ServerState, build_app
 from webhook.server.audit_log import AuditLog
 from webhook.server.metrics import Metrics
 from webhook.server.policy_watch import PolicyHolder
 from webhook.server.settings import ServerSettings
 from webhook.server.tls import CertificateReloader, uvicorn_config
+
+# How keyguard is served (the benchmark's baselines use the same): uvloop + httptools, no access log (the audit
+# log records decisions), no Server header, and no proxy headers: the API server calls keyguard directly.
+UVICORN_SETTINGS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "access_log": False,
+    "log_level": "warning",
+    "server_header": False,
+    "proxy_headers": False,
+}
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +44,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tls-cert", type=Path, required=True, metavar="FILE")
     parser.add_argument("--tls-key", type=Path, required=True, metavar="FILE")
     add_policy_argument(parser)
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="how often the policy file and the certificate files are checked for changes "
+        "(default: policy every 2 s, certificates every 10 s)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -51,17 +70,18 @@ def serve(settings: ServerSettings) -> None:
         host=settings.host,
         port=settings.port,
         reloader=reloader,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        **UVICORN_SETTINGS,
     )
     uvicorn.Server(config).run()
 
 
 def run(args: argparse.Namespace) -> int:
+    intervals: dict[str, Any] = {}
+    if args.reload_interval is not None:
+        if not 0 < args.reload_interval <= 3600:
+            raise UsageError("--reload-interval must be between 0 and 3600 seconds")
+        intervals = {"policy_poll_seconds": args.reload_interval, "cert_poll_seconds": args.reload_interval}
     serve(
         ServerSettings(
             host=args.host,
@@ -69,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             policy_file=args.policy,
+            **intervals,
         )
     )
     return 0

@@ -136,12 +136,11 @@ class AdmissionEndpoints:
 
     def _record(self, endpoint: str, request: Any, decision: Decision, policy_version: str, elapsed: float) -> None:
         profile = decision.profile or ""
-        m = self.metrics
-        m.reviews.labels(endpoint=endpoint, decision=decision.outcome, profile=profile).inc()
-        m.latency.labels(endpoint=endpoint).observe(elapsed)
+        self.metrics.review_counter(endpoint, decision.outcome, profile).inc()
+        self.metrics.latency_histogram(endpoint).observe(elapsed)
         rules = decision.rule_ids
         for rule in rules:
-            m.findings.labels(rule=rule, profile=profile).inc()
+            self.metrics.finding_counter(rule, profile).inc()
         obj = request.get("object")
         metadata = obj.get("metadata") if isinstance(obj, dict) else None
         name = request.get("name") or (

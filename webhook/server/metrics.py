@@ -6,6 +6,8 @@ has its own registry, so tests and several apps in one process never share count
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -14,6 +16,9 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._reviews: dict[tuple[str, str, str], Any] = {}
+        self._findings: dict[tuple[str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
         r = self.registry
         self.reviews = Counter(
             "keyguard_admission_reviews",
@@ -50,6 +55,27 @@ class Metrics:
         self.cert_reloads = Counter(
             "keyguard_certificate_reloads", "Serving certificate reload attempts", ["result"], registry=r
         )
+
+    # Label children are cached: `labels()` validates its arguments and takes a lock on every call, on the hot path.
+    def review_counter(self, endpoint: str, decision: str, profile: str) -> Any:
+        key = (endpoint, decision, profile)
+        child = self._reviews.get(key)
+        if child is None:
+            child = self._reviews[key] = self.reviews.labels(endpoint=endpoint, decision=decision, profile=profile)
+        return child
+
+    def finding_counter(self, rule: str, profile: str) -> Any:
+        key = (rule, profile)
+        child = self._findings.get(key)
+        if child is None:
+            child = self._findings[key] = self.findings.labels(rule=rule, profile=profile)
+        return child
+
+    def latency_histogram(self, endpoint: str) -> Any:
+        child = self._latency.get(endpoint)
+        if child is None:
+            child = self._latency[endpoint] = self.latency.labels(endpoint=endpoint)
+        return child
 
     def set_policy_version(self, version: str) -> None:
         self.policy_info.clear()

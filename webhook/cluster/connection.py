@@ -1,0 +1,46 @@
+"""One way to reach the cluster: a kubeconfig (the given file, $KUBECONFIG, ~/.kube/config) or the in-cluster
+service account; failures become a UsageError (exit 2) that says which and why."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
+
+from webhook.errors import UsageError
+
+FIELD_MANAGER = "keyguard"
+
+
+def api_client(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
+    try:
+        if kubeconfig is None and "KUBECONFIG" not in os.environ and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return client.ApiClient()
+        api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig else None, context=context
+        )
+        return api
+    except (ConfigException, OSError, TypeError) as error:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise UsageError(f"{where}: cannot load kubeconfig: {error}") from None
+
+
+def api_error(error: client.ApiException, what: str) -> UsageError:
+    """A readable message from an API error: status, reason and the server's message, never the request body."""
+    detail = error.reason or ""
+    try:
+        body: Any = json.loads(error.body or "{}")
+        detail = body.get("message") or detail
+    except (ValueError, AttributeError):
+        pass
+    return UsageError(f"{what}: HTTP {error.status}: {detail}")
+
+
+APPLY: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": "application/apply-patch+yaml"}
+"""Keyword arguments that make a typed client `patch_*` call a server-side apply under keyguard's field manager:
+keyguard owns exactly the fields it applies, and an admin's edits to every other field survive."""
