@@ -253,6 +253,14 @@ def test_validate_refuses_a_pod_that_missed_the_injection(policy: Policy) -> Non
     assert decide(policy, review(patched)["request"], mutate=False).outcome == "allowed"
 
 
+def test_a_pod_injected_under_an_earlier_policy_version_is_not_missing_the_injection(policy: Policy) -> None:
+    patched = apply_patch(task_pod(), decide(policy, review(task_pod())["request"]).patch)
+    patched["metadata"]["annotations"]["keyguard.flyte.org/policy-version"] = "0123456789ab"
+    assert decide(policy, review(patched)["request"], mutate=False).outcome == "allowed"
+    del patched["spec"]["volumes"][-1]
+    assert decide(policy, review(patched)["request"], mutate=False).rule_ids == ("injection-missing",)
+
+
 def test_ephemeral_container_with_a_key_is_refused(policy: Policy) -> None:
     old = apply_patch(task_pod(), decide(policy, review(task_pod())["request"]).patch)
     new = copy.deepcopy(old)

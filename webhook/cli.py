@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "review",
     "render_credentials",
+    "check",
     "certs",
     "secret",
     "doctor",

@@ -214,8 +214,10 @@ def decide(
     if not injection.conflicts:
         if mutate:
             patch = injection.operations
-        elif injection.operations:
-            findings.append(_missing_injection(injection.operations))
+        elif pending := [op for op in injection.operations if not op["path"].startswith("/metadata")]:
+            # The record annotations (profile, policy version) may lag a later policy edit; that is not a
+            # missing injection. Volumes, mounts, env, renderer and service account are.
+            findings.append(_missing_injection(pending))
     return _verdict(profile, findings, patch, injection.notes, pod_label)
 
 
@@ -227,10 +229,13 @@ def check_pod(
     profile: str | None = None,
     namespace_labels: Mapping[str, str] | None = None,
     today: date | None = None,
+    mutate: bool = True,
 ) -> Decision:
     """Exactly what the webhook would decide for a CREATE of `pod` in `namespace` (offline use).
 
-    `profile` forces a profile by name (the CLI's --profile); an unknown name raises KeyError."""
+    `profile` forces a profile by name (the CLI's --profile); an unknown name raises KeyError. `mutate=False` is
+    the validating webhook's view, for pods already stored: a Flyte task pod that lacks the injection is a
+    finding (`injection-missing`)."""
     request: AdmissionRequest = {
         "uid": "offline",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -239,4 +244,4 @@ def check_pod(
         "namespace": namespace,
         "object": pod,
     }
-    return decide(policy, request, namespace_labels=namespace_labels, today=today, force_profile=profile)
+    return decide(policy, request, mutate=mutate, namespace_labels=namespace_labels, today=today, force_profile=profile)

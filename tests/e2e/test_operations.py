@@ -19,7 +19,7 @@ from kubernetes import client
 
 from tests import fake_credentials as fake
 from tests.e2e.cluster import REPO, ControlPlane, KeyguardProcess, run_keyguard
-from tests.e2e.pods import create_pod, is_injected, propeller_pod, refusal, wait_for
+from tests.e2e.pods import create_pod, is_injected, propeller_pod, refusal, wait_for, webhooks_paused
 from tests.flyte_pods import plain_pod
 from tests.server_harness import replace_file
 
@@ -167,23 +167,8 @@ def test_manifests_apply_server_side_and_rbac_is_exactly_what_is_needed(
     control_plane.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", stdin=real)
     # The suite's own webhook configurations share the manifests' names (with a URL instead of the Service):
     # take them out for the dry run, so it checks the manifests as a fresh install would see them.
-    admission = client.AdmissionregistrationV1Api(api)
-    current = [
-        api.sanitize_for_serialization(admission.read_mutating_webhook_configuration("keyguard")),
-        api.sanitize_for_serialization(admission.read_validating_webhook_configuration("keyguard")),
-    ]
-    admission.delete_mutating_webhook_configuration("keyguard")
-    admission.delete_validating_webhook_configuration("keyguard")
-    try:
+    with webhooks_paused(api, core):
         result = control_plane.kubectl("apply", "--server-side", "--dry-run=server", "-k", str(REPO / "manifests"))
-    finally:
-        for document in current:
-            document["metadata"] = {"name": "keyguard", "labels": document["metadata"].get("labels")}
-            if document["kind"] == "MutatingWebhookConfiguration":
-                admission.create_mutating_webhook_configuration(document)
-            else:
-                admission.create_validating_webhook_configuration(document)
-        wait_for(lambda: _flyte_pod_admitted(core), what="webhooks back in effect")
     applied = result.stdout.splitlines()
     assert len(applied) == len(rendered), result.stdout
     assert all("serverside-applied (server dry run)" in line for line in applied), result.stdout

@@ -1,0 +1,53 @@
+"""The catch-all for Flyte configuration and Helm values: a key anywhere in the file is a finding.
+
+The specific scanners know Flyte's storage settings and give the sharpest fix; this walk catches the rest with
+the engine's own detection: a credential-named setting (`clientSecret`, `AWS_SECRET_ACCESS_KEY`, `secret_key`)
+with a literal value, and any value shaped like a key (AWS key ids, PEM keys, Azure connection strings, ...)
+under any name. Paths a specific scanner already reported are left to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from webhook.check.flyte_config import is_literal
+from webhook.check.model import Located, Path, render_path
+from webhook.check.rules import CONFIG_CREDENTIAL_LITERAL
+from webhook.detection import is_credential_name, scan_value
+
+_MIN_VALUE_LENGTH = 20
+
+
+def _items(node: Any) -> Iterator[tuple[str | int, Any]]:
+    if isinstance(node, dict):
+        yield from ((str(k), v) for k, v in node.items())
+    elif isinstance(node, list):
+        yield from enumerate(node)
+
+
+def scan_tree(data: Any, prefix: Path = (), reported: frozenset[Path] = frozenset()) -> list[Located]:
+    """Every credential-named literal and every key-shaped string below `data` (iterative: no depth limit)."""
+    found: list[Located] = []
+    stack: list[tuple[Path, Any]] = [(prefix, data)]
+    while stack:
+        path, node = stack.pop()
+        for key, value in _items(node):
+            here = (*path, key)
+            if not isinstance(value, str):
+                stack.append((here, value))
+                continue
+            if here in reported:
+                continue
+            where = render_path(here)
+            if isinstance(key, str) and is_credential_name(key) and is_literal(value):
+                message = f"`{where}` holds a literal credential [{CONFIG_CREDENTIAL_LITERAL.id}]"
+                fix = f"remove `{key}` from the file; keep the value in a Kubernetes Secret and reference the Secret"
+                found.append(Located(here, CONFIG_CREDENTIAL_LITERAL, message, fix))
+            elif len(value) >= _MIN_VALUE_LENGTH:
+                for hit in scan_value(value):
+                    message = f"`{where}`: {hit.detail} [{hit.rule.id}]"
+                    fix = f"remove the value at `{where}`; keep it in a Kubernetes Secret and reference the Secret"
+                    found.append(Located(here, hit.rule, message, fix))
+    found.sort(key=lambda item: render_path(item.path))
+    return found
