@@ -11,6 +11,7 @@ Errors name the file, the line and the reason, never the offending text: a broke
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,26 +34,54 @@ SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 STDIN = "-"
 
 
+_DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+_CONTENT = re.compile(r"^[ \t]*[^\s#]", re.MULTILINE)
+
+
+def _compose_all(text: str) -> list[yaml.Node | None]:
+    try:
+        if fast_yaml.available():
+            return fast_yaml.compose_all(text)
+        return list(yaml.compose_all(text, Loader=Loader))  # pragma: no cover - PyYAML built without libyaml
+    except yaml.YAMLError:
+        return []
+
+
 class SourceText:
-    """The text of one file, composed into YAML nodes once, on first use, for all of its documents."""
+    """The text of one file, composed into YAML nodes on first use, for line numbers only.
 
-    __slots__ = ("_nodes", "text")
+    Only the document that has a finding is composed: the file is cut at its `---` lines, and when the pieces
+    match the documents the parser found, that piece alone is composed and its lines shifted (a file with one
+    leaking pod among large ones costs one small compose). Otherwise the whole file is composed once.
+    """
 
-    def __init__(self, text: str) -> None:
+    __slots__ = ("_nodes", "_pieces", "documents", "text")
+
+    def __init__(self, text: str, documents: int = 0) -> None:
         self.text = text
+        self.documents = documents
         self._nodes: list[yaml.Node | None] | None = None
+        self._pieces: list[tuple[int, int, int]] | None = None  # (start, end, first line) per document
 
-    def node(self, index: int) -> yaml.Node | None:
+    def _split(self) -> list[tuple[int, int, int]]:
+        starts = [m.start() for m in _DOCUMENT_START.finditer(self.text)]
+        bounds = list(zip([0, *starts], [*starts, len(self.text)], strict=True))
+        if bounds[0][0] == bounds[0][1] or not _CONTENT.search(self.text, 0, bounds[0][1]):
+            bounds = bounds[1:]  # nothing but comments before the first `---`
+        return [(start, end, self.text.count("\n", 0, start)) for start, end in bounds]
+
+    def node(self, index: int) -> tuple[yaml.Node | None, int]:
+        """Document `index`'s node and the 0-based line its text starts at."""
+        if self._pieces is None:
+            pieces = self._split()
+            self._pieces = pieces if len(pieces) == self.documents else []
+        if self._pieces:
+            start, end, first = self._pieces[index]
+            nodes = _compose_all(self.text[start:end])
+            return (nodes[0] if len(nodes) == 1 else None), first
         if self._nodes is None:
-            try:
-                nodes = fast_yaml.compose_all(self.text) if fast_yaml.available() else self._compose()
-            except yaml.YAMLError:
-                nodes = []
-            self._nodes = nodes
-        return self._nodes[index] if index < len(self._nodes) else None
-
-    def _compose(self) -> list[yaml.Node | None]:  # pragma: no cover - PyYAML built without libyaml
-        return list(yaml.compose_all(self.text, Loader=Loader))
+            self._nodes = _compose_all(self.text)
+        return (self._nodes[index] if index < len(self._nodes) else None), 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +92,8 @@ class LineMap:
     index: int
 
     def line(self, parts: Sequence[PathPart]) -> int:
-        node = self.source.node(self.index)
-        return 1 if node is None else _locate(node, parts) + 1
+        node, first = self.source.node(self.index)
+        return first + 1 if node is None else first + _locate(node, parts) + 1
 
 
 def _child(node: yaml.Node, part: PathPart) -> tuple[yaml.Node, int] | None:
@@ -214,5 +243,5 @@ def load(name: str) -> tuple[list[Document], str | None]:
         raise UsageError(f"{label}: invalid YAML: a value cannot be read ({type(error).__name__})") from None
     except RecursionError:
         raise UsageError(f"{label}: invalid YAML: nested too deeply") from None
-    source = SourceText(text)
+    source = SourceText(text, len(items))
     return [Document(label, index, data, LineMap(source, index)) for index, data in enumerate(items)], None
