@@ -19,8 +19,10 @@ from tests import test_injection as injection_cases
 from tests.conftest import apply_patch
 from tests.flyte_pods import container, flyte2_pod, plain_pod, review, task_pod
 from tests.test_check_support import check_json, write_yaml
+from webhook.check.model import CheckOptions
+from webhook.check.scan import check_objects
 from webhook.engine import decide, find_plaintext_credentials
-from webhook.policy import Policy, default_policy, parse_policy
+from webhook.policy import Policy, default_policy, parse_policy, parse_policy_text
 
 POLICIES: dict[str, dict[str, Any]] = {
     "warn": {"apiVersion": "keyguard.flyte.org/v1", "kind": "Policy", "profiles": [{"name": "p", "mode": "warn"}]},
@@ -150,3 +152,19 @@ def test_admission_reviews_agree_including_ephemeral_containers(
         decision = decide(policy, body["request"])
         assert tuple(sorted({f["rule"] for f in result["findings"]})) == decision.rule_ids
         assert all(f["path"].startswith("request.object.spec.") for f in result["findings"])
+
+
+def test_check_cluster_chooses_profiles_by_namespace_labels() -> None:
+    """Only a live cluster knows namespace labels: with them, the labelled profile (and its service-account rule)
+    applies; without them no profile matches and a clean pod is left alone, as the webhook would."""
+    policy = parse_policy_text(
+        "apiVersion: keyguard.flyte.org/v1\nkind: Policy\nprofiles:\n"
+        "  - name: staging\n    match: {namespaceLabels: {flyte.org/domain: staging}}\n",
+        "policy.yaml",
+    )
+    pod = task_pod(namespace="flytesnacks-staging", domain="staging", service_account="spark")
+    labels = {"flytesnacks-staging": {"flyte.org/domain": "staging"}}
+    known = check_objects([("cluster", pod)], CheckOptions(policy=policy, namespace_labels=labels))
+    unknown = check_objects([("cluster", pod)], CheckOptions(policy=policy))
+    assert [f.rule.id for f in known.findings] == ["service-account-not-allowed"]
+    assert unknown.findings == []

@@ -174,3 +174,11 @@ def test_embedded_holder_never_reloads() -> None:
     holder = PolicyHolder(None)
     assert holder.reload_if_changed() is None
     assert holder.policy == default_policy()
+
+
+def test_a_profile_only_the_offline_tools_can_select_is_a_policy_warning() -> None:
+    policy = parse_policy_text(ENVIRONMENTS, "environments.yaml")
+    (warning,) = policy.warnings
+    assert warning.startswith("profile labelled matches on namespaceLabels")
+    assert "the webhook never selects it" in warning
+    assert default_policy().warnings == ()

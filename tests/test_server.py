@@ -204,3 +204,20 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
+
+
+def test_a_profile_the_webhook_cannot_select_is_said_at_start_and_on_readyz(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: keyguard.flyte.org/v1\nkind: Policy\nprofiles:\n"
+        "  - name: staging\n    match: {namespaceLabels: {env: staging}}\n  - name: other\n"
+    )
+    with running_server(tmp_path, policy_file=policy) as server:
+        context = ssl.create_default_context(cafile=server.ca_file)
+        with httpx.Client(base_url=server.url, verify=context) as c:
+            ready = c.get("/readyz")
+        assert ready.status_code == 200
+        (warning,) = ready.json()["policy"]["warnings"]
+        assert warning.startswith("profile staging matches on namespaceLabels")
+        events = [line for line in server.audit_lines() if line["event"] == "policy-warning"]
+        assert [e["warning"] for e in events] == [warning]

@@ -166,6 +166,17 @@ class Policy(_Model):
         canonical = orjson.dumps(self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()[:12]
 
+    @cached_property
+    def warnings(self) -> tuple[str, ...]:
+        """Valid but surprising: said at start, on reload, on /readyz and by `keyguard doctor`."""
+        return tuple(
+            f"profile {p.name} matches on namespaceLabels, which admission reviews do not carry: the webhook never "
+            "selects it (only `keyguard check --cluster` and `doctor` know namespace labels); match on namespaces "
+            "or domains instead"
+            for p in self.profiles
+            if p.match.namespace_labels
+        )
+
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
 

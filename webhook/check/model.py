@@ -7,8 +7,8 @@ the file, the document number and the line. Like the engine's findings, nothing 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from webhook.findings import Rule, Severity
 from webhook.policy import Policy
@@ -99,6 +99,9 @@ class CheckOptions:
     # Objects read from a live cluster: a stored Pod is judged as the validating webhook judges it, so a Flyte
     # task pod created without the injection (webhook down, or older than keyguard) is a finding.
     stored: bool = False
+    # Namespace labels by namespace name, where the source knows them (a live cluster): profiles matching on
+    # namespaceLabels can then be chosen.
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def secret_name(self) -> str:

@@ -93,8 +93,14 @@ def scan_workload(
             return [], None, f"a {data.get('kind')} without a pod template"
         pod, prefix = found
         stored_pod = options.stored and data.get("kind") == "Pod"
+        namespace = _namespace(data)
         decision = check_pod(
-            options.policy, pod, namespace=_namespace(data), profile=options.profile, mutate=not stored_pod
+            options.policy,
+            pod,
+            namespace=namespace,
+            profile=options.profile,
+            namespace_labels=options.namespace_labels.get(namespace),
+            mutate=not stored_pod,
         )
     diff = None
     if options.show_patch and decision.patch:

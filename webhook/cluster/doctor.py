@@ -209,6 +209,8 @@ def check_policy(report: Report, core: client.CoreV1Api, settings: Settings) -> 
         return None
     names = ", ".join(f"{p.name} ({p.mode})" for p in policy.profiles)
     report.add(label, "ok", f"valid, version {policy.version}: {names}")
+    for warning in policy.warnings:
+        report.add(label, "warning", warning)
     return policy
 
 

@@ -1,9 +1,9 @@
 """What `keyguard check --cluster` reads: every object that is or holds a pod, and every ConfigMap (Flyte keeps
 its configuration in ConfigMaps), as the API's own JSON, page by page so memory stays flat on large clusters.
 
-Read access only: `list` on pods, podtemplates, configmaps, deployments, statefulsets, daemonsets, replicasets,
-jobs and cronjobs (cluster-wide, or in the given namespaces). The ClusterRole `keyguard-auditor` in manifests/
-grants exactly that and nothing on Secrets.
+Read access only: `list` on namespaces (for their labels), pods, podtemplates, configmaps, deployments,
+statefulsets, daemonsets, replicasets, jobs and cronjobs (cluster-wide, or in the given namespaces). The
+ClusterRole `keyguard-auditor` in manifests/ grants exactly that and nothing on Secrets.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SOURCES = (
     Source("Job", "batch/v1", client.BatchV1Api, "job"),
     Source("CronJob", "batch/v1", client.BatchV1Api, "cron_job"),
 )
-RBAC = "list " + ", ".join(sorted({s.plural.replace("_", "") + "s" for s in SOURCES}))
+RBAC = "list " + ", ".join(sorted({s.plural.replace("_", "") + "s" for s in SOURCES} | {"namespaces"}))
 
 
 def _pages(list_call: Callable[..., Any]) -> Iterator[dict[str, Any]]:
@@ -51,6 +51,19 @@ def _pages(list_call: Callable[..., Any]) -> Iterator[dict[str, Any]]:
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return
+
+
+def namespace_labels(api: client.ApiClient, namespaces: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """Every namespace's labels (for profiles that match on them); `list namespaces`."""
+    try:
+        found = {
+            item["metadata"]["name"]: item["metadata"].get("labels") or {}
+            for page in _pages(client.CoreV1Api(api).list_namespace)
+            for item in page.get("items") or []
+        }
+    except client.ApiException as error:
+        raise api_error(error, "listing namespaces (needs list namespaces)") from None
+    return {name: labels for name, labels in found.items() if not namespaces or name in namespaces}
 
 
 def objects(api: client.ApiClient, namespaces: Sequence[str] = ()) -> Iterator[tuple[str, dict[str, Any]]]:

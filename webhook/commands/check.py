@@ -110,10 +110,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.cluster:
         from webhook.cluster.connection import api_client
-        from webhook.cluster.inventory import objects
+        from webhook.cluster.inventory import namespace_labels, objects
 
-        options = CheckOptions(policy=policy, profile=args.profile, show_patch=args.show_patch, stored=True)
-        source = objects(api_client(args.kubeconfig, args.context), args.namespace)
+        api = api_client(args.kubeconfig, args.context)
+        options = CheckOptions(
+            policy=policy,
+            profile=args.profile,
+            show_patch=args.show_patch,
+            stored=True,
+            namespace_labels=namespace_labels(api, args.namespace),
+        )
+        source = objects(api, args.namespace)
         report = check_objects(counted(source, sys.stderr) if show_progress else source, options)
     else:
         options = CheckOptions(policy=policy, profile=args.profile, show_patch=args.show_patch)

@@ -52,6 +52,8 @@ def _watch_policy_once(state: ServerState) -> None:
         state.metrics.policy_reloads.labels(result="success").inc()
         state.metrics.set_policy_version(state.policies.policy.version)
         state.audit.event("policy-reloaded", policyVersion=state.policies.policy.version)
+        for warning in state.policies.policy.warnings:
+            state.audit.event("policy-warning", warning=warning)
     else:
         state.metrics.policy_reloads.labels(result="error").inc()
         state.audit.event(
@@ -88,6 +90,8 @@ def readiness(state: ServerState) -> tuple[bool, dict[str, Any]]:
     ready = True
     if state.policies.last_error:
         detail["policy"]["lastReloadError"] = state.policies.last_error
+    if state.policies.policy.warnings:
+        detail["policy"]["warnings"] = list(state.policies.policy.warnings)
     if state.certificate is not None:
         not_after = state.certificate.not_after
         remaining = not_after - datetime.now(UTC)
@@ -106,6 +110,8 @@ def build_app(state: ServerState, *, max_review_bytes: int) -> AdmissionEndpoint
         if state.certificate is not None:
             state.metrics.cert_expiry.set(state.certificate.not_after.timestamp())
         state.audit.event("started", version=__version__, policyVersion=state.policies.policy.version)
+        for warning in state.policies.policy.warnings:
+            state.audit.event("policy-warning", warning=warning)
         tasks = [asyncio.create_task(_every(state.policy_poll_seconds, _watch_policy_once, state))]
         if state.certificate is not None:
             tasks.append(asyncio.create_task(_every(state.cert_poll_seconds, _watch_certificate_once, state)))
