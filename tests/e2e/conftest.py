@@ -31,11 +31,13 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def control_plane(bin_dir: Path, work: Path) -> Iterator[ControlPlane]:
+def control_plane(bin_dir: Path, work: Path, request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     plane = ControlPlane(bin_dir, work)
     try:
         plane.start()
-        print(f"\nkube-apiserver {plane.version} on {plane.url}")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():  # in the CI log, not only with -s
+            print(f"\nkube-apiserver {plane.version} and etcd on 127.0.0.1 (API {plane.url})")
         yield plane
     finally:
         plane.stop()
