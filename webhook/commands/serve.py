@@ -10,16 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from webhook.commands.common import add_policy_argument
 from webhook.errors import UsageError
-from webhook.server.app import ServerState, build_app
-from webhook.server.audit_log import AuditLog
-from webhook.server.metrics import Metrics
-from webhook.server.policy_watch import PolicyHolder
 from webhook.server.settings import ServerSettings
-from webhook.server.tls import CertificateReloader, uvicorn_config
 
 # How keyguard is served (the benchmark's baselines use the same): uvloop + httptools, no access log (the audit
 # log records decisions), no Server header, and no proxy headers: the API server calls keyguard directly.
@@ -55,6 +48,15 @@ def register(subparsers: Any) -> None:
 
 
 def serve(settings: ServerSettings) -> None:
+    # The web stack is imported here, not at the top: `keyguard check` in a pre-commit hook should not pay for it.
+    import uvicorn
+
+    from webhook.server.app import ServerState, build_app
+    from webhook.server.audit_log import AuditLog
+    from webhook.server.metrics import Metrics
+    from webhook.server.policy_watch import PolicyHolder
+    from webhook.server.tls import CertificateReloader, uvicorn_config
+
     reloader = CertificateReloader(settings.tls_cert, settings.tls_key)
     state = ServerState(
         policies=PolicyHolder(settings.policy_file),
