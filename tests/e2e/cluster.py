@@ -6,6 +6,7 @@ the admin by client certificate."""
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import shutil
 import signal
@@ -292,9 +293,10 @@ def webhook_configurations(rendered: Sequence[dict[str, Any]], keyguard: Keyguar
     """The webhook configurations exactly as `manifests/` renders them, with only clientConfig rewritten to
     keyguard on loopback and its CA."""
     configs = []
-    for document in rendered:
-        if document.get("kind") not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+    for original in rendered:
+        if original.get("kind") not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
             continue
+        document = copy.deepcopy(original)  # the rendered install stays as rendered for the other tests
         for hook in document["webhooks"]:
             path = hook["clientConfig"]["service"]["path"]
             hook["clientConfig"] = {
