@@ -179,7 +179,8 @@ def _public_der(public_key: Any) -> bytes:
     return der
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
+    """A file's bytes; an unreadable file is a UsageError naming the file and the reason."""
     try:
         return path.read_bytes()
     except OSError as error:
@@ -333,8 +334,8 @@ def _assess(
 def inspect(directory: Path, *, server_name: str | None = None, now: datetime | None = None) -> Inspection:
     """Inspect `tls.crt` against `ca.crt` in `directory` (and `tls.key` when it is there)."""
     files = CertificateFiles.in_directory(directory)
-    cert_pem, ca_pem = _read(files.tls_cert), _read(files.ca_cert)
-    key_pem = _read(files.tls_key) if files.tls_key.exists() else None
+    cert_pem, ca_pem = read_file(files.tls_cert), read_file(files.ca_cert)
+    key_pem = read_file(files.tls_key) if files.tls_key.exists() else None
     sources = (str(files.tls_cert), str(files.ca_cert))
     return inspect_pem(cert_pem, ca_pem, key_pem=key_pem, server_name=server_name, now=now, sources=sources)
 
@@ -476,8 +477,8 @@ def _write_key(path: Path, key: PrivateKey) -> None:
 
 def _signing_ca(files: CertificateFiles) -> tuple[list[x509.Certificate], x509.Certificate, PrivateKey]:
     """The CA bundle, and the CA certificate and key that sign (the bundle member matching `ca.key`)."""
-    bundle = load_certificates(_read(files.ca_cert), source=str(files.ca_cert))
-    ca_key = load_private_key(_read(files.ca_key), source=str(files.ca_key))
+    bundle = load_certificates(read_file(files.ca_cert), source=str(files.ca_cert))
+    ca_key = load_private_key(read_file(files.ca_key), source=str(files.ca_key))
     public = _public_der(ca_key.public_key())
     for ca in bundle:
         if _public_der(ca.public_key()) == public:
@@ -543,7 +544,7 @@ def rotate(
     if ca.not_valid_after_utc <= now:
         raise UsageError(f"{files.ca_cert}: the signing CA expired on {ca.not_valid_after_utc:%Y-%m-%d}; roll it over")
     if dns_names is None or ip_addresses is None:
-        old = load_certificates(_read(files.tls_cert), source=str(files.tls_cert))[0]
+        old = load_certificates(read_file(files.tls_cert), source=str(files.tls_cert))[0]
         old_dns, old_ips = _sans(old)
         dns_names = old_dns if dns_names is None else dns_names
         ip_addresses = old_ips if ip_addresses is None else ip_addresses
@@ -579,7 +580,7 @@ def drop_old_ca(directory: Path) -> int:
     """
     files = CertificateFiles.in_directory(directory)
     bundle, ca, _ = _signing_ca(files)
-    leaf = load_certificates(_read(files.tls_cert), source=str(files.tls_cert))[0]
+    leaf = load_certificates(read_file(files.tls_cert), source=str(files.tls_cert))[0]
     if _issuer_index([ca], leaf) is None:
         raise UsageError(
             f"{files.tls_cert}: still signed by an older CA; rotate the serving certificate and let every replica "

@@ -10,7 +10,6 @@ import copy
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import httpx
 import yaml
 
 from tests.e2e.pki import ClusterPki, make_pki
+from tests.server_harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "tests" / "e2e" / "build-k8s.sh"
@@ -32,12 +32,6 @@ KEYGUARD = Path(sys.executable).parent / "keyguard"
 
 class HarnessError(RuntimeError):
     """The harness could not start: the message says what and shows the end of the process log."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def k8s_binaries() -> Path:
@@ -212,6 +206,18 @@ class ControlPlane:
             "current-context": "e2e",
         }
         self.kubeconfig.write_text(yaml.safe_dump(config))
+
+    def token_kubeconfig(self, token: str, path: Path) -> Path:
+        """The admin kubeconfig's cluster, with a bearer token as the user (a service account's, or a bad one)."""
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        config["users"] = [{"name": "admin", "user": {"token": token}}]
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def apply_for_real(self, rendered: Sequence[dict[str, Any]], kinds: set[str]) -> None:
+        """Server-side apply the rendered objects of these kinds (never the webhooks: those stay on loopback)."""
+        documents = yaml.safe_dump_all([d for d in rendered if d["kind"] in kinds])
+        self.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", stdin=documents)
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

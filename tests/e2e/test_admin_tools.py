@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from tests import fake_credentials as fake
@@ -29,9 +28,9 @@ PRODUCTION, STAGING, DEVELOPMENT = "flytesnacks-production", "flytesnacks-stagin
 @pytest.fixture(scope="module")
 def installed(control_plane: ControlPlane, rendered: list[dict[str, Any]]) -> None:
     """keyguard's namespace, accounts, RBAC and policy ConfigMap applied for real (the webhooks stay on loopback)."""
-    keep = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap"}
-    documents = yaml.safe_dump_all([d for d in rendered if d["kind"] in keep])
-    control_plane.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", stdin=documents)
+    control_plane.apply_for_real(
+        rendered, {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap"}
+    )
 
 
 def _kubeconfig(control_plane: ControlPlane) -> list[str]:

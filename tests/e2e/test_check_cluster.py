@@ -23,17 +23,11 @@ STAGING, PRODUCTION = "flytesnacks-staging", "flytesnacks-production"
 @pytest.fixture(scope="module")
 def auditor_kubeconfig(api: client.ApiClient, control_plane: ControlPlane, rendered: list[dict[str, Any]]) -> Path:
     """A kubeconfig holding a short-lived token of keyguard-auditor, whose RBAC comes from manifests/."""
-    keep = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
-    documents = yaml.safe_dump_all([d for d in rendered if d["kind"] in keep])
-    control_plane.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", stdin=documents)
+    control_plane.apply_for_real(rendered, {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"})
     token = client.CoreV1Api(api).create_namespaced_service_account_token(
         "keyguard-auditor", "keyguard-system", {"spec": {"expirationSeconds": 3600}}
     )
-    config = yaml.safe_load(control_plane.kubeconfig.read_text())
-    config["users"] = [{"name": "admin", "user": {"token": token.status.token}}]
-    path = control_plane.work / "auditor-kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return control_plane.token_kubeconfig(token.status.token, control_plane.work / "auditor-kubeconfig")
 
 
 def test_check_cluster_reports_leaks_and_missed_injections_with_read_access_only(
@@ -116,10 +110,7 @@ def test_check_cluster_reports_leaks_and_missed_injections_with_read_access_only
 
 
 def test_check_cluster_names_the_permission_it_lacks(control_plane: ControlPlane, tmp_path: Path) -> None:
-    config = yaml.safe_load(control_plane.kubeconfig.read_text())
-    config["users"] = [{"name": "admin", "user": {"token": "not-a-valid-token"}}]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig = control_plane.token_kubeconfig("not-a-valid-token", tmp_path / "kubeconfig")
     result = run_keyguard("check", "--cluster", "--kubeconfig", str(kubeconfig), check=False)
     assert result.returncode == 2
     assert "HTTP 401" in result.stderr and "Traceback" not in result.stderr

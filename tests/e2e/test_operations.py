@@ -162,9 +162,8 @@ def test_manifests_apply_server_side_and_rbac_is_exactly_what_is_needed(
     rendered: list[dict[str, Any]],
 ) -> None:
     # The cluster-scoped and RBAC objects for real (no webhooks, no workload), so the access reviews mean something.
-    keep = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-    real = yaml.safe_dump_all([d for d in rendered if d["kind"] in keep])
-    control_plane.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", stdin=real)
+    kinds = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    control_plane.apply_for_real(rendered, kinds)
     # The suite's own webhook configurations share the manifests' names (with a URL instead of the Service):
     # take them out for the dry run, so it checks the manifests as a fresh install would see them.
     with webhooks_paused(api, core):

@@ -16,10 +16,8 @@ from typing import Any
 from kubernetes import client
 
 from webhook import certs
-from webhook.cluster.connection import APPLY, api_error
+from webhook.cluster.connection import APPLY, CONFIG_KINDS, api_error, read_webhook_configuration
 from webhook.errors import UsageError
-
-CONFIG_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +31,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error.strerror or type(error).__name__}") from None
-
-
 def _webhook_names(admission: client.AdmissionregistrationV1Api, kind: str, name: str) -> list[str]:
-    try:
-        if kind == "MutatingWebhookConfiguration":
-            existing: Any = admission.read_mutating_webhook_configuration(name)
-        else:
-            existing = admission.read_validating_webhook_configuration(name)
-    except client.ApiException as error:
-        if error.status == 404:
-            raise UsageError(
-                f"{kind} {name} not found: apply the manifests first (kubectl apply -k manifests/)"
-            ) from None
-        raise api_error(error, f"reading {kind} {name}") from None
+    existing = read_webhook_configuration(admission, kind, name)
+    if existing is None:
+        raise UsageError(f"{kind} {name} not found: apply the manifests first (kubectl apply -k manifests/)")
     return [hook.name for hook in existing.webhooks or []]
 
 
@@ -65,8 +48,9 @@ def install(
     write_secret: bool = True,
 ) -> Installed:
     files = certs.CertificateFiles.in_directory(directory)
-    bundle = _read(files.ca_cert)
-    certs.load_certificates(bundle, source=str(files.ca_cert))  # refuse to publish something that is not PEM
+    bundle = certs.read_file(files.ca_cert)
+    # Refuse to publish something that is not PEM; the count goes into the summary.
+    authorities = len(certs.load_certificates(bundle, source=str(files.ca_cert)))
     secret: str | None = None
     if write_secret:
         body: dict[str, Any] = {
@@ -79,8 +63,8 @@ def install(
             },
             "type": "kubernetes.io/tls",
             "data": {
-                "tls.crt": _b64(_read(files.tls_cert)),
-                "tls.key": _b64(_read(files.tls_key)),
+                "tls.crt": _b64(certs.read_file(files.tls_cert)),
+                "tls.key": _b64(certs.read_file(files.tls_key)),
                 "ca.crt": _b64(bundle),
             },
         }
@@ -107,4 +91,4 @@ def install(
         except client.ApiException as error:
             raise api_error(error, f"applying caBundle to {kind} {configuration}") from None
         updated += names
-    return Installed(secret, tuple(updated), len(certs.load_certificates(bundle, source=str(files.ca_cert))))
+    return Installed(secret, tuple(updated), authorities)

@@ -14,6 +14,7 @@ from kubernetes.config.config_exception import ConfigException
 from webhook.errors import UsageError
 
 FIELD_MANAGER = "keyguard"
+CONFIG_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
 def api_client(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
@@ -44,3 +45,15 @@ def api_error(error: client.ApiException, what: str) -> UsageError:
 APPLY: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": "application/apply-patch+yaml"}
 """Keyword arguments that make a typed client `patch_*` call a server-side apply under keyguard's field manager:
 keyguard owns exactly the fields it applies, and an admin's edits to every other field survive."""
+
+
+def read_webhook_configuration(admission: client.AdmissionregistrationV1Api, kind: str, name: str) -> Any | None:
+    """A Mutating- or ValidatingWebhookConfiguration by name, or None when there is none."""
+    try:
+        if kind == "MutatingWebhookConfiguration":
+            return admission.read_mutating_webhook_configuration(name)
+        return admission.read_validating_webhook_configuration(name)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise api_error(error, f"reading {kind} {name}") from None

@@ -25,14 +25,13 @@ from urllib.parse import urlsplit
 from kubernetes import client
 
 from webhook.certs import inspect_pem
-from webhook.cluster.connection import api_error
+from webhook.cluster.connection import CONFIG_KINDS, api_error, read_webhook_configuration
 from webhook.errors import KeyguardError, UsageError
 from webhook.injection import ANNOTATION_PROFILE
 from webhook.policy import Policy, Profile, parse_policy_text
 from webhook.selection import choose_profile
 
 Status = Literal["ok", "warning", "problem"]
-CONFIG_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 FLYTE_NAMESPACE_PATTERNS = ("*-development", "*-staging", "*-production")
 SECRET_KEYS = {"access-keys": ("access_key", "secret_key"), "credentials-file": ("credentials",)}
 SYSTEM_NAMESPACES = ("kube-system", "kube-node-lease")
@@ -75,17 +74,6 @@ class Report:
 
 
 # --- webhook configurations ------------------------------------------------------------------------------------
-
-
-def _read_configuration(admission: client.AdmissionregistrationV1Api, kind: str, name: str) -> Any | None:
-    try:
-        if kind == "MutatingWebhookConfiguration":
-            return admission.read_mutating_webhook_configuration(name)
-        return admission.read_validating_webhook_configuration(name)
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise api_error(error, f"reading {kind} {name}") from None
 
 
 def _excludes_system_namespaces(selector: Any) -> bool:
@@ -231,15 +219,19 @@ def flyte_namespaces(core: client.CoreV1Api, settings: Settings) -> list[tuple[s
     return found
 
 
-def _bindings_for(rbac: client.RbacAuthorizationV1Api, namespace: str, account: str) -> list[str]:
+def _bindings_for(
+    rbac: client.RbacAuthorizationV1Api, namespace: str, account: str, cluster_bindings: list[Any]
+) -> list[str]:
     def binds(subjects: Iterable[Any] | None) -> bool:
         return any(
             s.kind == "ServiceAccount" and s.name == account and (s.namespace or namespace) == namespace
             for s in subjects or []
         )
 
-    role_bindings: list[Any] = rbac.list_namespaced_role_binding(namespace).items
-    cluster_bindings: list[Any] = rbac.list_cluster_role_binding().items
+    try:
+        role_bindings: list[Any] = rbac.list_namespaced_role_binding(namespace).items
+    except client.ApiException as error:
+        raise api_error(error, f"listing RoleBindings in {namespace}") from None
     grants = [
         f"RoleBinding {b.metadata.name} -> {b.role_ref.kind} {b.role_ref.name}"
         for b in role_bindings
@@ -259,7 +251,10 @@ def check_namespace(
     rbac: client.RbacAuthorizationV1Api,
     namespace: str,
     profile: Profile,
+    cluster_bindings: list[Any],
 ) -> None:
+    """The namespace's Secret (key names only), task service account and what is bound to it; the
+    ClusterRoleBindings are listed once per run by the caller."""
     credentials, account = profile.credentials, profile.service_account.name
     label = f"{namespace}: Secret {credentials.secret_name}"
     expected = SECRET_KEYS[credentials.format]
@@ -292,7 +287,7 @@ def check_namespace(
             else f"cannot read it: HTTP {error.status} {error.reason}",
         )
         return
-    grants = _bindings_for(rbac, namespace, account)
+    grants = _bindings_for(rbac, namespace, account, cluster_bindings)
     if grants and not profile.service_account.api_access:
         report.add(
             label, "problem", f"over-privileged: {'; '.join(grants)}; task service accounts are bound to nothing"
@@ -347,7 +342,7 @@ def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | Non
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     admission = client.AdmissionregistrationV1Api(api)
     for kind in CONFIG_KINDS:
-        configuration = _read_configuration(admission, kind, settings.configuration)
+        configuration = read_webhook_configuration(admission, kind, settings.configuration)
         if configuration is None:
             report.add(f"{kind} {settings.configuration}", "problem", "missing: apply the manifests")
             continue
@@ -361,12 +356,16 @@ def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | Non
         raise api_error(error, "listing namespaces") from None
     if not namespaces:
         report.add("Flyte namespaces", "warning", "none found (<project>-<domain>); pass --namespace")
+    try:
+        cluster_bindings: list[Any] = rbac.list_cluster_role_binding().items if namespaces else []
+    except client.ApiException as error:
+        raise api_error(error, "listing ClusterRoleBindings") from None
     for namespace, labels in namespaces:
         profile = choose_profile(policy, namespace=namespace, pod={}, namespace_labels=labels) if policy else None
         if profile is None:
             report.add(namespace, "warning", "no profile of the policy matches: its task pods are not injected")
             continue
-        check_namespace(report, core, rbac, namespace, profile)
+        check_namespace(report, core, rbac, namespace, profile, cluster_bindings)
     if namespaces:
         check_answers(report, core, namespaces[0][0])
     return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -75,10 +76,7 @@ def objects(api: client.ApiClient, namespaces: Sequence[str] = ()) -> Iterator[t
             if namespace is None:
                 call = getattr(group, f"list_{source.plural}_for_all_namespaces")
             else:
-                namespaced = getattr(group, f"list_namespaced_{source.plural}")
-
-                def call(ns: str = namespace, f: Any = namespaced, **kwargs: Any) -> Any:
-                    return f(ns, **kwargs)
+                call = partial(getattr(group, f"list_namespaced_{source.plural}"), namespace)
 
             try:
                 for page in _pages(call):

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from webhook.errors import UsageError
+from webhook.certs import read_file
 from webhook.policy import Policy, default_policy, load_policy
 
 
@@ -25,10 +25,7 @@ def read_input(name: str) -> bytes:
     """Read a file or stdin (`-`); unreadable input is a UsageError naming the file and the reason."""
     if name == "-":
         return sys.stdin.buffer.read()
-    try:
-        return Path(name).read_bytes()
-    except OSError as error:
-        raise UsageError(f"{name}: cannot read: {error.strerror or type(error).__name__}") from None
+    return read_file(Path(name))
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
