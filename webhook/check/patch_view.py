@@ -2,8 +2,8 @@
 
 The injection itself carries no value (a Secret name, paths, an init container), but the pod's own env might,
 so every env `value` and every `command`/`args` item of the pod as written is replaced by `<redacted>` first; the
-operations (add, replace, remove: what keyguard emits) are then applied to that redacted copy, so what the
-injection adds shows in full and nothing the pod carried can appear on either side.
+operations are then applied to that redacted copy (with `jsonpatch`, the RFC 6902 implementation the tests use),
+so what the injection adds shows in full and nothing the pod carried can appear on either side.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
+import jsonpatch
 import yaml
 
 from webhook.admission_types import PatchOperation
@@ -24,34 +25,6 @@ try:
     _Dumper: type[yaml.SafeDumper] = yaml.CSafeDumper  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Dumper = yaml.SafeDumper
-
-
-def _tokens(path: str) -> list[str]:
-    return [t.replace("~1", "/").replace("~0", "~") for t in path.split("/")[1:]]
-
-
-def apply_operations(document: Any, operations: Sequence[PatchOperation]) -> Any:
-    """RFC 6902 add/replace/remove applied in order to a deep copy of `document`."""
-    result = copy.deepcopy(document)
-    for operation in operations:
-        *parents, last = _tokens(operation["path"])
-        target = result
-        for token in parents:
-            target = target[int(token)] if isinstance(target, list) else target[token]
-        value = copy.deepcopy(operation.get("value"))
-        if isinstance(target, list):
-            index = len(target) if last == "-" else int(last)
-            if operation["op"] == "add":
-                target.insert(index, value)
-            elif operation["op"] == "replace":
-                target[index] = value
-            else:
-                del target[index]
-        elif operation["op"] == "remove":
-            del target[last]
-        else:
-            target[last] = value
-    return result
 
 
 def redact(pod: Any) -> Any:
@@ -82,6 +55,6 @@ def _dump(pod: Any) -> list[str]:
 def injection_diff(pod: Any, operations: Sequence[PatchOperation], label: str) -> str:
     """The unified diff between the pod as written and the pod after the webhook's patch, values redacted."""
     before = redact(pod)
-    after = apply_operations(before, operations)
+    after = jsonpatch.apply_patch(before, list(operations))  # a new object; `before` is left as it is
     lines = difflib.unified_diff(_dump(before), _dump(after), f"{label} (as written)", f"{label} (after keyguard)")
     return "".join(lines)
