@@ -76,7 +76,8 @@ def machine(server_core: int | None, wrk_core: int | None) -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout
+    wrk = wrk_path()  # absent until bench/install-wrk.sh ran: `make test` runs this without it
+    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False).stdout if wrk else ""
     return {
         "cores": os.cpu_count(),
         "cpu_model": model,

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import jsonpatch
 import orjson
 import pytest
 
+from tests.fresh_machine import fresh_path
 from webhook.policy import Policy, default_policy
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_machine_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every unit test sees only what a fresh machine has (tests/fresh_machine.py). tests/e2e overrides this: the
+    real-cluster tiers run what the project's own build scripts installed."""
+    original = os.environ["PATH"]
+    os.environ["PATH"] = fresh_path(tmp_path_factory.mktemp("fresh-machine-bin"), original)
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = original
 
 
 @pytest.fixture(scope="session")

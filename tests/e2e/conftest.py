@@ -20,6 +20,11 @@ from tests.e2e.pods import create_pod, is_injected, propeller_pod, wait_for
 FLYTE_NAMESPACES = ("flytesnacks-development", "flytesnacks-staging", "flytesnacks-production")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_machine_path() -> None:
+    """Overrides the unit tier's reduced PATH (tests/conftest.py): this tier runs what its build scripts installed."""
+
+
 @pytest.fixture(scope="session")
 def bin_dir() -> Path:
     return k8s_binaries()
