@@ -46,7 +46,7 @@ def test_clean_pod_gets_the_full_injection(policy: Policy) -> None:
     spec = patched["spec"]
     assert by_name(spec["volumes"], CREDS_VOLUME)["secret"] == {
         "secretName": "flyte-storage-creds",
-        "defaultMode": 0o440,
+        "defaultMode": 0o444,  # every task user can read it (issue 11); webhook/credential_files.py
     }
     assert by_name(spec["volumes"], TMPFS_VOLUME)["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Mi"}
     assert not any(v["name"].startswith("kube-api-access-") for v in spec["volumes"])
@@ -57,6 +57,7 @@ def test_clean_pod_gets_the_full_injection(policy: Policy) -> None:
     assert renderer["command"][:2] == ["keyguard", "render-credentials"]
     assert renderer["securityContext"]["runAsNonRoot"] is True
     assert renderer["securityContext"]["readOnlyRootFilesystem"] is True
+    assert (renderer["securityContext"]["runAsUser"], renderer["securityContext"]["runAsGroup"]) == (65532, 65532)
     for c in spec["containers"] + spec["initContainers"]:
         mounts = {m["name"]: m for m in c["volumeMounts"]}
         assert mounts[CREDS_VOLUME] == {
@@ -64,7 +65,10 @@ def test_clean_pod_gets_the_full_injection(policy: Policy) -> None:
             "mountPath": "/etc/flyte/storage",
             "readOnly": True,
         }
-        assert mounts[TMPFS_VOLUME] == {"name": TMPFS_VOLUME, "mountPath": "/var/run/flyte/storage"}
+        # only the renderer writes the tmpfs; a task cannot replace or delete its credentials file
+        writable = c["name"] == RENDERER_NAME
+        tmpfs = {"name": TMPFS_VOLUME, "mountPath": "/var/run/flyte/storage", "readOnly": not writable}
+        assert mounts[TMPFS_VOLUME] == tmpfs
         assert TOKEN_MOUNT["name"] not in mounts
     env = {e["name"]: e for e in spec["containers"][0]["env"]}
     assert env[CREDENTIALS_ENV] == {"name": CREDENTIALS_ENV, "value": "/var/run/flyte/storage/credentials"}

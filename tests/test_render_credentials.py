@@ -37,7 +37,7 @@ def test_writes_an_aws_shared_credentials_file(tmp_path: Path, with_token: bool,
     assert parsed["default"]["aws_access_key_id"] == access
     assert parsed["default"]["aws_secret_access_key"] == secret
     assert ("aws_session_token" in parsed["default"]) is with_token
-    assert stat.S_IMODE(target.stat().st_mode) == 0o440
+    assert stat.S_IMODE(target.stat().st_mode) == 0o444
     assert [p.name for p in target.parent.iterdir()] == ["credentials"]
     out = capsys.readouterr()
     assert_not_leaked(secret, out.out + out.err, "the command output")

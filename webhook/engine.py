@@ -24,6 +24,7 @@ from webhook.admission_types import AdmissionRequest, JSONObject, PatchOperation
 from webhook.findings import Finding, Hit, Rule, Severity
 from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
+from webhook.readability import CREDENTIALS_UNREADABLE, unreadable_credentials
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
 Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied"]
@@ -36,7 +37,7 @@ INJECTION_MISSING = Rule(
     fix="make sure the mutating webhook mutate.keyguard.flyte.org is installed and selects this pod; pods "
     "created while it was down must be recreated",
 )
-POLICY_RULES = (RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, INJECTION_MISSING)
+POLICY_RULES = (RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, INJECTION_MISSING, CREDENTIALS_UNREADABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +215,17 @@ def decide(
     if not injection.conflicts:
         if mutate:
             patch = injection.operations
-        elif pending := [op for op in injection.operations if not op["path"].startswith("/metadata")]:
-            # The record annotations (profile, policy version) may lag a later policy edit; that is not a
-            # missing injection. Volumes, mounts, env, renderer and service account are.
-            findings.append(_missing_injection(pending))
+        else:
+            # The record annotations (profile, policy version) may lag a later policy edit, and a file mode
+            # repair is judged by whether the containers can read (below); neither is a missing injection.
+            # Volumes, mounts, env, renderer and service account are.
+            repairs = {id(op) for op in injection.repairs}
+            pending = [
+                op for op in injection.operations if not op["path"].startswith("/metadata") and id(op) not in repairs
+            ]
+            if pending:
+                findings.append(_missing_injection(pending))
+            findings.extend(unreadable_credentials(pod, profile))
     return _verdict(profile, findings, patch, injection.notes, pod_label)
 
 

@@ -2,7 +2,9 @@
 
 For a selected pod and its profile this plans, without copying or diffing the pod:
 - a read-only Secret volume (no subPath) with the environment's storage credentials, in every (init) container;
-- an in-memory `emptyDir` where derived credential material lives, so nothing touches node disk;
+- an in-memory `emptyDir` where derived credential material lives, so nothing touches node disk: writable by the
+  renderer only, read-only in every other container;
+- file modes every task can read whatever uid and gid its image runs as (webhook/credential_files.py says why);
 - `AWS_SHARED_CREDENTIALS_FILE`, pointing SDKs at a file instead of holding a value;
 - for `access-keys` Secrets, an init container (`keyguard render-credentials`) that writes that file;
 - the least-privilege service account, with the API token removed unless the profile grants API access;
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.admission_types import PatchOperation
+from webhook.credential_files import CREDENTIAL_FILE_MODE
 from webhook.findings import Finding, Rule, Severity
 from webhook.json_pointer import add, pointer, remove, replace
 from webhook.policy import Profile
@@ -33,10 +36,7 @@ CREDENTIALS_FILE = "credentials"
 ANNOTATION_PROFILE = "keyguard.flyte.org/profile"
 ANNOTATION_POLICY_VERSION = "keyguard.flyte.org/policy-version"
 TOKEN_VOLUME_PREFIX = "kube-api-access-"
-# 0440: the kubelet makes Secret files root-owned; group-readable lets the non-root renderer (group 0, or the
-# pod's fsGroup) read them. Nothing outside the pod can see either volume.
-SECRET_FILE_MODE = 0o440
-RENDERER_UID = 65532
+RENDERER_UID = 65532  # the renderer's own uid and gid: it needs no group of the task's
 
 RESERVED_NAME_CONFLICT = Rule(
     id="reserved-name-conflict",
@@ -56,9 +56,13 @@ SERVICE_ACCOUNT_NOT_ALLOWED = Rule(
 
 @dataclass(slots=True)
 class Injection:
-    """What planning produced: operations to apply, conflicts that forbid injecting, and notes for the user."""
+    """What planning produced: operations to apply, conflicts that forbid injecting, and notes for the user.
+    `repairs` (also in `operations`, in their place) bring keyguard's own volume, left by an earlier keyguard or a
+    copied pod, back to the mode every task can read; the validating view reports an unreadable file
+    (webhook/readability.py) instead of counting them as a missing injection."""
 
     operations: list[PatchOperation] = field(default_factory=list)
+    repairs: list[PatchOperation] = field(default_factory=list)
     conflicts: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -85,7 +89,7 @@ def credentials_file_path(profile: Profile) -> str:
 def _secret_volume(profile: Profile) -> dict[str, Any]:
     return {
         "name": CREDS_VOLUME,
-        "secret": {"secretName": profile.credentials.secret_name, "defaultMode": SECRET_FILE_MODE},
+        "secret": {"secretName": profile.credentials.secret_name, "defaultMode": CREDENTIAL_FILE_MODE},
     }
 
 
@@ -96,10 +100,11 @@ def _tmpfs_volume(profile: Profile) -> dict[str, Any]:
     }
 
 
-def _mounts(profile: Profile) -> list[dict[str, Any]]:
+def _mounts(profile: Profile, *, renderer: bool = False) -> list[dict[str, Any]]:
+    """Both volumes, read-only, except the tmpfs in the renderer, the one container that writes there."""
     return [
         {"name": CREDS_VOLUME, "mountPath": profile.credentials.mount_path, "readOnly": True},
-        {"name": TMPFS_VOLUME, "mountPath": profile.credentials.tmpfs_path},
+        {"name": TMPFS_VOLUME, "mountPath": profile.credentials.tmpfs_path, "readOnly": not renderer},
     ]
 
 
@@ -125,7 +130,7 @@ def renderer_container(profile: Profile) -> dict[str, Any]:
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RENDERER_UID,
-            "runAsGroup": 0,
+            "runAsGroup": RENDERER_UID,
             "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
             "privileged": False,
@@ -133,7 +138,7 @@ def renderer_container(profile: Profile) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": _mounts(profile),
+        "volumeMounts": _mounts(profile, renderer=True),
     }
 
 
@@ -143,6 +148,7 @@ class _Parts:
 
     volumes: dict[str, dict[str, Any]]
     mounts: dict[str, dict[str, Any]]
+    renderer_mounts: dict[str, dict[str, Any]]
     mount_paths: frozenset[str]
     env_entry: dict[str, str]
     renderer: dict[str, Any]
@@ -161,6 +167,7 @@ def _parts(profile: Profile) -> _Parts:
     parts = _Parts(
         volumes={CREDS_VOLUME: _secret_volume(profile), TMPFS_VOLUME: _tmpfs_volume(profile)},
         mounts=mounts,
+        renderer_mounts={m["name"]: m for m in _mounts(profile, renderer=True)},
         mount_paths=frozenset(m["mountPath"] for m in mounts.values()),
         env_entry={"name": CREDENTIALS_ENV, "value": credentials_file_path(profile)},
         renderer=renderer_container(profile),
@@ -206,6 +213,11 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
             secret = _dict(volume.get("secret"))
             if secret.get("secretName") != profile.credentials.secret_name:
                 _conflict(injection, f"spec.volumes[{index}]", f"volume {CREDS_VOLUME}")
+            elif secret.get("defaultMode") != CREDENTIAL_FILE_MODE:
+                op = replace if "defaultMode" in secret else add
+                repair = op(f"/spec/volumes/{index}/secret/defaultMode", CREDENTIAL_FILE_MODE)
+                injection.operations.append(repair)  # here, before removals below this index shift it
+                injection.repairs.append(repair)
             missing.pop(CREDS_VOLUME)
         elif name == TMPFS_VOLUME:
             if _dict(volume.get("emptyDir")).get("medium") != "Memory":
@@ -228,7 +240,8 @@ def _plan_container(
     mounts = container.get("volumeMounts")
     existing = _list(mounts)
     parts = _parts(profile)
-    wanted, wanted_paths = parts.mounts, parts.mount_paths
+    wanted = parts.renderer_mounts if name == RENDERER_NAME and kind == "initContainers" else parts.mounts
+    wanted_paths = parts.mount_paths
     missing = dict(wanted)
     for j in range(len(existing) - 1, -1, -1):
         mount = existing[j]

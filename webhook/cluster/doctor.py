@@ -26,6 +26,7 @@ from kubernetes import client
 
 from webhook.certs import inspect_pem
 from webhook.cluster.connection import CONFIG_KINDS, api_error, read_webhook_configuration
+from webhook.credential_files import SECRET_KEYS
 from webhook.errors import KeyguardError, UsageError
 from webhook.injection import ANNOTATION_PROFILE
 from webhook.policy import Policy, Profile, parse_policy_text
@@ -33,7 +34,6 @@ from webhook.selection import choose_profile
 
 Status = Literal["ok", "warning", "problem"]
 FLYTE_NAMESPACE_PATTERNS = ("*-development", "*-staging", "*-production")
-SECRET_KEYS = {"access-keys": ("access_key", "secret_key"), "credentials-file": ("credentials",)}
 SYSTEM_NAMESPACES = ("kube-system", "kube-node-lease")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from webhook.cluster.connection import APPLY, api_error
-from webhook.cluster.doctor import SECRET_KEYS
+from webhook.credential_files import SECRET_KEYS
 from webhook.errors import UsageError
 from webhook.policy import Profile
 

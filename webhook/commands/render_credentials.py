@@ -3,8 +3,9 @@
 Reads the access key pair from the mounted Secret (files `access_key`, `secret_key`, optional `session_token`)
 and writes an AWS shared-credentials file into the pod's in-memory volume, so SDKs find credentials through
 `AWS_SHARED_CREDENTIALS_FILE` and no value ever appears in the pod spec or on node disk. The file is written
-atomically (temporary file, then rename) and group-readable only (0440), so a task container running as the
-same group or as root can read it and nobody else on the node can. Nothing it prints contains a value.
+atomically (temporary file, then rename) with mode 0444: every process of the pod can read it whatever uid and gid
+its image runs as, none can change it, and nothing outside the pod can reach the pod's tmpfs
+(webhook/credential_files.py says why). Nothing it prints contains a value.
 """
 
 from __future__ import annotations
@@ -15,14 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from webhook.credential_files import ACCESS_KEYS, CREDENTIAL_FILE_MODE
 from webhook.errors import UsageError
-
-FILE_MODE = 0o440
-KEYS = (
-    ("access_key", "aws_access_key_id", True),
-    ("secret_key", "aws_secret_access_key", True),
-    ("session_token", "aws_session_token", False),
-)
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +25,7 @@ def register(subparsers: Any) -> None:
         "render-credentials",
         help="write an AWS shared-credentials file from a mounted Secret (init container)",
         description="Read access_key, secret_key and optional session_token from DIR and write an AWS "
-        "shared-credentials file (profile 'default', mode 0440).",
+        "shared-credentials file (profile 'default', mode 0444).",
     )
     parser.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR")
     parser.add_argument("--to", dest="target", type=Path, required=True, metavar="FILE")
@@ -57,7 +52,7 @@ def _read_key(path: Path, required: bool) -> str | None:
 
 def render(source: Path, target: Path) -> None:
     lines = ["[default]"]
-    for key, setting, required in KEYS:
+    for key, setting, required in ACCESS_KEYS:
         value = _read_key(source / key, required)
         if value is not None:
             lines.append(f"{setting} = {value}")
@@ -69,7 +64,7 @@ def render(source: Path, target: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
-        os.chmod(temporary, FILE_MODE)
+        os.chmod(temporary, CREDENTIAL_FILE_MODE)
         os.replace(temporary, target)
     except OSError as error:
         with_path = Path(temporary)
