@@ -25,6 +25,12 @@ from webhook.findings import Finding, Hit, Rule, Severity
 from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
 from webhook.readability import CREDENTIALS_UNREADABLE, unreadable_credentials
+from webhook.secret_references import (
+    CREDENTIAL_NOT_ROTATABLE,
+    CROSS_ENVIRONMENT_CREDENTIALS,
+    cross_environment,
+    not_rotatable,
+)
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
 Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied"]
@@ -37,7 +43,14 @@ INJECTION_MISSING = Rule(
     fix="make sure the mutating webhook mutate.keyguard.flyte.org is installed and selects this pod; pods "
     "created while it was down must be recreated",
 )
-POLICY_RULES = (RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, INJECTION_MISSING, CREDENTIALS_UNREADABLE)
+POLICY_RULES = (
+    RESERVED_NAME_CONFLICT,
+    SERVICE_ACCOUNT_NOT_ALLOWED,
+    CROSS_ENVIRONMENT_CREDENTIALS,
+    INJECTION_MISSING,
+    CREDENTIALS_UNREADABLE,
+    CREDENTIAL_NOT_ROTATABLE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +222,8 @@ def decide(
         )
         return _verdict(profile, findings, [], [], pod_label)
     findings = find_plaintext_credentials(pod)
+    findings.extend(cross_environment(pod, profile, policy))
+    findings.extend(not_rotatable(pod, profile))
     injection = plan_injection(pod, profile, policy_version=policy.version)
     findings.extend(injection.conflicts)
     patch: list[PatchOperation] = []

@@ -6,7 +6,8 @@ For a selected pod and its profile this plans, without copying or diffing the po
   renderer only, read-only in every other container;
 - file modes every task can read whatever uid and gid its image runs as (webhook/credential_files.py says why);
 - `AWS_SHARED_CREDENTIALS_FILE`, pointing SDKs at a file instead of holding a value;
-- for `access-keys` Secrets, an init container (`keyguard render-credentials`) that writes that file;
+- for `access-keys` Secrets, an init container (`keyguard render-credentials`) that writes that file, and with
+  `refresh: watch` a native sidecar that re-renders it when the kubelet swaps in a rotated Secret;
 - the least-privilege service account, with the API token removed unless the profile grants API access;
 - annotations recording the profile and policy version.
 
@@ -31,6 +32,8 @@ from webhook.policy import Profile
 CREDS_VOLUME = "keyguard-storage-creds"
 TMPFS_VOLUME = "keyguard-storage-tmpfs"
 RENDERER_NAME = "keyguard-render-credentials"
+REFRESHER_NAME = "keyguard-refresh-credentials"
+WRITERS = frozenset({RENDERER_NAME, REFRESHER_NAME})  # the init containers that write the tmpfs
 CREDENTIALS_ENV = "AWS_SHARED_CREDENTIALS_FILE"
 CREDENTIALS_FILE = "credentials"
 ANNOTATION_PROFILE = "keyguard.flyte.org/profile"
@@ -108,21 +111,20 @@ def _mounts(profile: Profile, *, renderer: bool = False) -> list[dict[str, Any]]
     ]
 
 
-def renderer_container(profile: Profile) -> dict[str, Any]:
-    """The init container that turns the mounted keys into a shared-credentials file in the tmpfs."""
+def renderer_container(profile: Profile, *, refresher: bool = False) -> dict[str, Any]:
+    """The init container that turns the mounted keys into a shared-credentials file in the tmpfs; as the
+    refresher, a native sidecar (`restartPolicy: Always`) that renders again whenever the Secret changes. The
+    one-shot renderer stays first either way, so no task container can start before the file exists; the kubelet
+    stops the sidecar once the task's containers have exited, so it never keeps a finished pod alive."""
     c = profile.credentials
-    return {
-        "name": RENDERER_NAME,
+    command = ["keyguard", "render-credentials", "--from", c.mount_path, "--to", credentials_file_path(profile)]
+    if refresher:
+        command += ["--watch", "--interval", str(c.refresh_seconds)]
+    container: dict[str, Any] = {
+        "name": REFRESHER_NAME if refresher else RENDERER_NAME,
         "image": profile.renderer.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [
-            "keyguard",
-            "render-credentials",
-            "--from",
-            c.mount_path,
-            "--to",
-            credentials_file_path(profile),
-        ],
+        "command": command,
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"cpu": "100m", "memory": "64Mi"},
@@ -140,6 +142,9 @@ def renderer_container(profile: Profile) -> dict[str, Any]:
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": _mounts(profile, renderer=True),
     }
+    if refresher:
+        container["restartPolicy"] = "Always"
+    return container
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,7 @@ class _Parts:
     mount_paths: frozenset[str]
     env_entry: dict[str, str]
     renderer: dict[str, Any]
+    refresher: dict[str, Any] | None
 
 
 _PARTS: dict[int, tuple[Profile, _Parts]] = {}
@@ -171,6 +177,7 @@ def _parts(profile: Profile) -> _Parts:
         mount_paths=frozenset(m["mountPath"] for m in mounts.values()),
         env_entry={"name": CREDENTIALS_ENV, "value": credentials_file_path(profile)},
         renderer=renderer_container(profile),
+        refresher=renderer_container(profile, refresher=True) if profile.credentials.refresh == "watch" else None,
     )
     _PARTS[id(profile)] = (profile, parts)
     return parts
@@ -240,7 +247,7 @@ def _plan_container(
     mounts = container.get("volumeMounts")
     existing = _list(mounts)
     parts = _parts(profile)
-    wanted = parts.renderer_mounts if name == RENDERER_NAME and kind == "initContainers" else parts.mounts
+    wanted = parts.renderer_mounts if name in WRITERS and kind == "initContainers" else parts.mounts
     wanted_paths = parts.mount_paths
     missing = dict(wanted)
     for j in range(len(existing) - 1, -1, -1):
@@ -267,7 +274,7 @@ def _plan_container(
             injection.operations.append(add(f"{base}/volumeMounts", list(missing.values())))
         else:
             injection.operations.extend(add(f"{base}/volumeMounts/-", m) for m in missing.values())
-    if kind == "ephemeralContainers" or name == RENDERER_NAME:
+    if kind == "ephemeralContainers" or name in WRITERS:
         return
     _plan_env(base, name, container, parts.env_entry, injection)
 
@@ -290,19 +297,30 @@ def _plan_env(base: str, name: str, container: dict[str, Any], entry: dict[str, 
 
 
 def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
-    init = spec.get("initContainers")
-    wanted = _parts(profile).renderer
-    for index, container in enumerate(_list(init)):
-        if isinstance(container, dict) and container.get("name") == RENDERER_NAME:
-            if container.get("command") != wanted["command"] or container.get("image") != wanted["image"]:
-                _conflict(injection, f"spec.initContainers[{index}]", f"init container {RENDERER_NAME}")
-            return
+    """The renderer first among the init containers, the refresher (if any) right after it."""
+    init = _list(spec.get("initContainers"))
+    parts = _parts(profile)
+    found: dict[str, int] = {}
+    for index, container in enumerate(init):
+        name = _str(container.get("name")) if isinstance(container, dict) else None
+        if name not in WRITERS:
+            continue
+        wanted = parts.renderer if name == RENDERER_NAME else parts.refresher
+        found[name] = index
+        if wanted is not None and (
+            container.get("command") != wanted["command"] or container.get("image") != wanted["image"]
+        ):
+            _conflict(injection, f"spec.initContainers[{index}]", f"init container {name}")
     if profile.credentials.format != "access-keys":
         return
-    if isinstance(init, list) and init:
-        injection.operations.append(add("/spec/initContainers/0", wanted))
-    else:
-        injection.operations.append(add("/spec/initContainers", [wanted]))
+    missing = [c for c in (parts.renderer, parts.refresher) if c is not None and c["name"] not in found]
+    if not missing:
+        return
+    if not isinstance(spec.get("initContainers"), list) or not init:
+        injection.operations.append(add("/spec/initContainers", missing))
+        return
+    at = found[RENDERER_NAME] + 1 if RENDERER_NAME in found else 0
+    injection.operations.extend(add(f"/spec/initContainers/{at + n}", c) for n, c in enumerate(missing))
 
 
 def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:

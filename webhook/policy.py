@@ -93,12 +93,20 @@ class Credentials(_Model):
     mount_path: AbsolutePath = "/etc/flyte/storage"
     tmpfs_path: AbsolutePath = "/var/run/flyte/storage"
     tmpfs_size_limit: Quantity = "1Mi"
+    # watch: a native sidecar re-renders the credentials file when the kubelet swaps in a rotated Secret, so
+    # running tasks get new keys without a restart (access-keys only; Kubernetes 1.29+ for native sidecars).
+    refresh: Literal["none", "watch"] = "none"
+    refresh_seconds: int = Field(default=10, ge=1, le=3600)
+    # `keyguard doctor` reports a Secret older than this (since `keyguard secret create` last wrote it).
+    max_age_days: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _distinct_paths(self) -> Credentials:
         a, b = self.mount_path + "/", self.tmpfs_path + "/"
         if a.startswith(b) or b.startswith(a):
             raise ValueError("mountPath and tmpfsPath must not contain one another")
+        if self.refresh == "watch" and self.format != "access-keys":
+            raise ValueError("refresh: watch re-renders access-keys; a credentials-file Secret is read directly")
         return self
 
 

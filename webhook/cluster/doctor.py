@@ -12,6 +12,7 @@ through the API server. Secrets are read for their key names only; no value is e
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import ssl
 import uuid
@@ -26,6 +27,7 @@ from kubernetes import client
 
 from webhook.certs import inspect_pem
 from webhook.cluster.connection import CONFIG_KINDS, api_error, read_webhook_configuration
+from webhook.cluster.secrets import ROTATED_AT
 from webhook.credential_files import SECRET_KEYS
 from webhook.errors import KeyguardError, UsageError
 from webhook.injection import ANNOTATION_PROFILE
@@ -245,6 +247,17 @@ def _bindings_for(
     return grants
 
 
+def secret_age_days(secret: Any, now: datetime) -> int | None:
+    """Days since the keys were last written: `keyguard secret create`'s annotation, else the Secret's creation."""
+    metadata = secret.metadata
+    stamp = (metadata.annotations or {}).get(ROTATED_AT)
+    written: datetime | None = metadata.creation_timestamp
+    if stamp:
+        with contextlib.suppress(ValueError):
+            written = datetime.fromisoformat(stamp)
+    return (now - written).days if written is not None else None
+
+
 def check_namespace(
     report: Report,
     core: client.CoreV1Api,
@@ -252,9 +265,10 @@ def check_namespace(
     namespace: str,
     profile: Profile,
     cluster_bindings: list[Any],
+    now: datetime,
 ) -> None:
-    """The namespace's Secret (key names only), task service account and what is bound to it; the
-    ClusterRoleBindings are listed once per run by the caller."""
+    """The namespace's Secret (key names only, and its age against the profile's maxAgeDays), task service account
+    and what is bound to it; the ClusterRoleBindings are listed once per run by the caller."""
     credentials, account = profile.credentials, profile.service_account.name
     label = f"{namespace}: Secret {credentials.secret_name}"
     expected = SECRET_KEYS[credentials.format]
@@ -270,10 +284,20 @@ def check_namespace(
     else:
         keys = sorted((secret.data or {}).keys())  # key names only
         absent = [k for k in expected if k not in keys]
+        age = secret_age_days(secret, now)
+        max_age = credentials.max_age_days
         if absent:
             report.add(label, "problem", f"lacks key(s) {', '.join(absent)} (has: {', '.join(keys) or 'none'})")
+        elif max_age is not None and age is not None and age > max_age:
+            report.add(
+                label,
+                "warning",
+                f"written {age} days ago, more than maxAgeDays {max_age}: rotate the keys at the storage, then "
+                f"`keyguard secret create --namespace {namespace}`",
+            )
         else:
-            report.add(label, "ok", f"keys {', '.join(keys)} (profile {profile.name}, {profile.mode})")
+            written = f", written {age} days ago" if age is not None else ""
+            report.add(label, "ok", f"keys {', '.join(keys)}{written} (profile {profile.name}, {profile.mode})")
     label = f"{namespace}: ServiceAccount {account}"
     try:
         sa = core.read_namespaced_service_account(account, namespace)
@@ -365,7 +389,7 @@ def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | Non
         if profile is None:
             report.add(namespace, "warning", "no profile of the policy matches: its task pods are not injected")
             continue
-        check_namespace(report, core, rbac, namespace, profile, cluster_bindings)
+        check_namespace(report, core, rbac, namespace, profile, cluster_bindings, now)
     if namespaces:
         check_answers(report, core, namespaces[0][0])
     return report

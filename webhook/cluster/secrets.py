@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import getpass
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -18,9 +19,11 @@ from kubernetes import client
 from webhook.cluster.connection import APPLY, api_error
 from webhook.credential_files import SECRET_KEYS
 from webhook.errors import UsageError
+from webhook.injection import ANNOTATION_PROFILE
 from webhook.policy import Profile
 
 LABEL = "keyguard.flyte.org/storage-credentials"
+ROTATED_AT = "keyguard.flyte.org/rotated-at"  # when the keys were last written: doctor's maxAgeDays
 
 
 def parse_env_text(text: str, source: str) -> dict[str, str]:
@@ -68,7 +71,7 @@ def apply_secret(api: client.ApiClient, namespace: str, profile: Profile, values
             "name": name,
             "namespace": namespace,
             "labels": {LABEL: "true", "app.kubernetes.io/managed-by": "keyguard"},
-            "annotations": {"keyguard.flyte.org/profile": profile.name},
+            "annotations": {ANNOTATION_PROFILE: profile.name, ROTATED_AT: datetime.now(UTC).isoformat()},
         },
         "type": "Opaque",
         "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
