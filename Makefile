@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench
 	$(BIN)/ruff format --check webhook tests bench
 	$(BIN)/mypy webhook
+	$(BIN)/lint-imports
 
 # kube-apiserver, kubectl (kustomize) and etcd, built from the Go module proxy once and cached by version.
 k8s:

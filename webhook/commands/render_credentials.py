@@ -21,13 +21,13 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from webhook.credential_files import ACCESS_KEYS, CREDENTIAL_FILE_MODE
 from webhook.errors import UsageError
+from webhook.files import write_atomic
 
 
 def register(subparsers: Any) -> None:
@@ -70,17 +70,8 @@ def render(source: Path, target: Path) -> None:
             lines.append(f"{setting} = {value}")
     content = ("\n".join(lines) + "\n").encode()
     try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".credentials-")
+        write_atomic(target, content, mode=CREDENTIAL_FILE_MODE)
     except OSError as error:
-        raise UsageError(f"{target.parent}: cannot write: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.chmod(temporary, CREDENTIAL_FILE_MODE)
-        os.replace(temporary, target)
-    except OSError as error:
-        with_path = Path(temporary)
-        with_path.unlink(missing_ok=True)
         raise UsageError(f"{target}: cannot write: {error.strerror}") from None
 
 
