@@ -1,6 +1,8 @@
-"""The catch-all for Flyte configuration and Helm values: a key anywhere in the file is a finding.
+"""The generic scan: a key anywhere in a file that is not a pod is a finding, whether or not keyguard knows the file.
 
-The specific scanners know Flyte's storage settings and give the sharpest fix; this walk catches the rest with
+It runs over Flyte configuration and chart values (after the specific scanners, which know Flyte's and MinIO's
+storage settings and give the sharpest fix), and alone over YAML keyguard does not recognise: other charts' values,
+other kinds, ConfigMaps without Flyte configuration. So recall does not hang on recognising every chart. It uses
 the engine's own detection: a credential-named setting (`clientSecret`, `AWS_SECRET_ACCESS_KEY`, `secret_key`)
 with a literal value, and any value shaped like a key (AWS key ids, PEM keys, Azure connection strings, ...)
 under any name. Paths a specific scanner already reported are left to it.
@@ -11,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from webhook.check.flyte_config import is_literal
 from webhook.check.model import Located, Path, render_path
 from webhook.check.rules import CONFIG_CREDENTIAL_LITERAL
+from webhook.check.templates import is_literal
 from webhook.detection import is_credential_name, scan_value
 
 _MIN_VALUE_LENGTH = 20
