@@ -334,6 +334,53 @@ def test_templated_credentials_in_default_env_vars_are_a_warning(
     assert check_json(capsys, str(path), "--fail-on", "warning")[0] == (1 if paths else 0)
 
 
+FLYTE_POD_TEMPLATE = """\
+apiVersion: v1
+kind: PodTemplate
+metadata:
+  name: flyte-default-template
+  namespace: {{ .Release.Namespace }}
+template:
+  spec:
+    containers:
+      - name: default
+        image: docker.io/rwgrim/docker-noop
+        env:
+          - name: AWS_REGION
+            value: {{ .Values.region }}
+          - name: FLYTE_AWS_SECRET_ACCESS_KEY
+            value: "{{ .Values.storage.secretKey }}"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: tools
+spec:
+  template:
+    spec:
+      containers:
+        - name: tools
+          image: busybox
+          env:
+            - name: AWS_SECRET_ACCESS_KEY
+              value: {{ .Values.secretKey }}
+"""
+
+
+def test_a_templated_credential_in_a_pod_template_is_a_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Flyte merges a PodTemplate into every task pod that uses it; a Deployment's templated env is its own."""
+    path = tmp_path / "templates.yaml"
+    path.write_text(FLYTE_POD_TEMPLATE)
+    code, result = check_json(capsys, str(path))
+    assert code == 0
+    found = [(f["path"], f["rule"], f["severity"], f["line"]) for f in result["findings"]]
+    line = _line(FLYTE_POD_TEMPLATE, "- name: FLYTE_AWS_SECRET_ACCESS_KEY")
+    assert found == [("template.spec.containers[0].env[1]", "env-credential-templated", "warning", line)]
+    assert "valueFrom.secretKeyRef" in result["findings"][0]["fix"]
+
+
 # --- 3. MinIO -------------------------------------------------------------------------------------------------
 
 MINIO: list[tuple[str, Any, list[str], str]] = [

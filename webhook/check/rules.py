@@ -3,9 +3,9 @@
 Pods are judged by the engine's rules alone. Configuration needs more: a key written into a flytestdlib `storage`
 section or a chart's storage values (Flyte's or MinIO's), a credential that `default-env-vars-from-env` copies
 from propeller's environment into every task pod, any other credential-named setting with a literal value, a
-credential that a template fills into `default-env-vars` (a warning: the file holds no key, but every task pod
-will), and a template that could only be read line by line (a warning: the reading may miss a key). The generic
-`fix` here is a fallback: each finding carries a fix naming the exact setting to change.
+credential that a template fills into `default-env-vars` or a PodTemplate (a warning: the file holds no key, but
+every task pod will), and a template that could only be read line by line (a warning: the reading may miss a
+key). The generic `fix` here is a fallback: each finding carries a fix naming the exact setting to change.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ CONFIG_CREDENTIAL_LITERAL = Rule(
 ENV_CREDENTIAL_TEMPLATED = Rule(
     "env-credential-templated",
     Severity.WARNING,
-    "a template fills a storage credential into `default-env-vars`: the rendered key reaches every task pod",
-    "remove the entry from `default-env-vars`; list a Secret in `plugins.k8s.default-env-from-secrets` or let "
-    "keyguard mount the storage Secret",
+    "a template fills a storage credential into what Flyte copies into every task pod (`default-env-vars`, a "
+    "PodTemplate)",
+    "remove the entry; list a Secret in `plugins.k8s.default-env-from-secrets` (or use valueFrom.secretKeyRef in "
+    "a PodTemplate), or let keyguard mount the storage Secret",
 )
 TEMPLATE_READ_DEGRADED = Rule(
     "template-read-degraded",
