@@ -513,6 +513,34 @@ GENERIC: list[tuple[str, Any, list[tuple[str, str]]]] = [
         [("data.AWS_SECRET_ACCESS_KEY", "config-credential-literal")],
     ),
     (
+        "a kustomize JSON patch (a list)",
+        [
+            {
+                "op": "add",
+                "path": "/spec/template/spec/containers/0/env/-",
+                "value": {"name": "MINIO_ROOT_USER", "value": "@KEY2@"},
+            }
+        ],
+        [("[0].value", "env-credential-literal")],
+    ),
+    (
+        "env-style pairs in a custom resource",
+        {
+            "apiVersion": "sparkoperator.k8s.io/v1beta2",
+            "kind": "SparkApplication",
+            "spec": {
+                "driver": {
+                    "env": [
+                        {"name": "AWS_REGION", "value": "us-east-1"},
+                        {"name": "AWS_SECRET_ACCESS_KEY", "value": "@KEY1@"},
+                        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "s", "key": "id"}}},
+                    ]
+                }
+            },
+        },
+        [("spec.driver.env[1]", "env-credential-literal")],
+    ),
+    (
         "safeguards",
         {
             "a": {"secretKey": "{{ .Values.secretKey }}"},

@@ -16,7 +16,7 @@ from typing import Any
 from webhook.check.model import Located, Path, render_path
 from webhook.check.rules import CONFIG_CREDENTIAL_LITERAL
 from webhook.check.templates import is_literal
-from webhook.detection import is_credential_name, scan_value
+from webhook.detection import ENV_CREDENTIAL_LITERAL, is_credential_name, scan_value
 
 _MIN_VALUE_LENGTH = 20
 
@@ -28,18 +28,36 @@ def _items(node: Any) -> Iterator[tuple[str | int, Any]]:
         yield from enumerate(node)
 
 
+def _env_pair(node: Any, path: Path) -> Located | None:
+    """A `{name: …, value: …}` entry, the shape of env lists everywhere (a chart's `extraEnvVars`, a
+    SparkApplication's `env`, a kustomize JSON patch's `value`): judged by its name, like a pod's env var."""
+    if not isinstance(node, dict):
+        return None
+    name, value = node.get("name"), node.get("value")
+    if not (isinstance(name, str) and is_credential_name(name) and is_literal(value)):
+        return None
+    where = render_path(path)
+    message = f"`{where}` sets {name} to a literal value [{ENV_CREDENTIAL_LITERAL.id}]"
+    fix = f"set `{name}` with valueFrom.secretKeyRef (or the chart's Secret setting) instead of a literal `value`"
+    return Located(path, ENV_CREDENTIAL_LITERAL, message, fix)
+
+
 def scan_tree(data: Any, prefix: Path = (), reported: frozenset[Path] = frozenset()) -> list[Located]:
-    """Every credential-named literal and every key-shaped string below `data` (iterative: no depth limit)."""
+    """Every credential-named literal, env-style name/value pair and key-shaped string below `data` (iterative:
+    no depth limit)."""
     found: list[Located] = []
     stack: list[tuple[Path, Any]] = [(prefix, data)]
     while stack:
         path, node = stack.pop()
+        pair = _env_pair(node, path) if path not in reported else None
+        if pair is not None:
+            found.append(pair)
         for key, value in _items(node):
             here = (*path, key)
             if not isinstance(value, str):
                 stack.append((here, value))
                 continue
-            if here in reported:
+            if here in reported or (pair is not None and key == "value"):
                 continue
             where = render_path(here)
             if isinstance(key, str) and is_credential_name(key) and is_literal(value):

@@ -143,6 +143,9 @@ def _scan_object(data: Any, options: CheckOptions, label: str, prefix: Path = ()
     if isinstance(data, UnparsedTemplate):
         yield _Result("template read line by line", None, read_lines(data))
         return
+    if isinstance(data, list):  # a kustomize JSON patch, a list of values: the generic scan
+        yield _Result(UNRECOGNISED, None, scan_tree(data, prefix))
+        return
     if not isinstance(data, dict):
         yield _Result("", None, [], skip=f"not an object ({type(data).__name__})")
         return
