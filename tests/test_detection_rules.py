@@ -87,6 +87,8 @@ def test_look_alikes_pass(label: str, make: Callable[[], str]) -> None:
         ("AZURE_STORAGE_SAS_TOKEN", True),
         ("FLYTE_AZURE_CLIENT_SECRET", True),
         ("MINIO_ROOT_PASSWORD", True),
+        ("MINIO_ROOT_USER", True),  # the key-id half of the pair (README: key-id halves)
+        ("MINIO_ROOT_USER_FILE", False),
         ("MINIO_SECRET_KEY", True),
         ("MY_BUCKET_SECRET_ACCESS_KEY", True),
         ("secret-key", True),

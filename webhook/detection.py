@@ -131,6 +131,7 @@ _CREDENTIAL_NAMES = frozenset(
         "azure_storage_connection_string",
         "azure_storage_sas_token",
         "azure_client_secret",
+        "minio_root_user",
         "minio_root_password",
         "minio_secret_key",
         "minio_access_key",
