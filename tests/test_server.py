@@ -95,6 +95,14 @@ def test_leak_denied_and_value_never_leaves(server: RunningServer, client: httpx
         ("POST", {"content-type": "text/plain"}, b"{}", 415, b"content type must be application/json\n"),
         ("POST", {}, b"{}", 415, b"content type must be application/json\n"),
         ("GET", {}, b"", 405, b"only POST is accepted\n"),
+        (
+            "POST",
+            {"content-type": "application/json"},
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u",'
+            b'"kind":{"group":"","version":"v1","kind":"Pod"},"operation":[]}}',
+            400,
+            b"request.operation must be one of 'CREATE', 'UPDATE', 'DELETE' or 'CONNECT'\n",
+        ),
     ],
 )
 def test_bad_requests_get_exact_errors(
@@ -121,7 +129,9 @@ def test_oversized_reviews_are_413_by_header_and_by_stream(client: httpx.Client)
     assert response.status_code == 413
 
 
-def test_internal_error_answers_with_the_uid(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_answers_with_the_uid(
+    server: RunningServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("boom with a value that must not be logged")
 
@@ -134,7 +144,15 @@ def test_internal_error_answers_with_the_uid(client: httpx.Client, monkeypatch: 
         "allowed": False,
         "status": {"code": 500, "reason": "InternalError", "message": "keyguard: internal error; see its log"},
     }
-    assert "keyguard_admission_internal_errors_total 1.0" in client.get("/metrics").text
+    metrics = client.get("/metrics").text
+    assert "keyguard_admission_internal_errors_total 1.0" in metrics
+    # keyguard's own failure is its own outcome, never counted as a policy denial
+    assert 'keyguard_admission_reviews_total{decision="errored",endpoint="mutate",profile=""} 1.0' in metrics
+    audit = server.audit_lines()
+    decisions = [
+        line["decision"] for line in audit if line["event"] == "admission" and line["uid"] == body["request"]["uid"]
+    ]
+    assert decisions == ["errored"]
 
 
 def test_health_readiness_and_metrics(client: httpx.Client) -> None:

@@ -26,7 +26,8 @@ from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWE
 from webhook.policy import Policy, Profile
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
-Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied"]
+Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied", "errored"]
+"""`errored` is keyguard's own failure, never a policy verdict: the adapters record it, `decide` never returns it."""
 CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 
 INJECTION_MISSING = Rule(
