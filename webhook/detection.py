@@ -181,18 +181,30 @@ _FLYTE_INJECTOR_PREFIXES = ("_FSEC_", "_UNION_")
 _REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_.-]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)$")
 
 
-@lru_cache(maxsize=8192)
+MAX_NAME_LENGTH = 128
+"""Longer than any real setting name (the longest, Spark's per-bucket S3A keys, stay under 100 characters with
+a 63-character bucket name). A longer name is still judged, but never cached and never shown whole."""
+
+
 def _normalise(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower().replace("-", "_").replace(".", "_")
 
 
-@lru_cache(maxsize=8192)
-def is_credential_name(name: str) -> bool:
-    """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
+def _judge_name(name: str) -> bool:
     normal = _normalise(name)
     if normal.startswith("flyte_secrets_") or normal.endswith(_HARMLESS_SUFFIXES):
         return False
     return normal in _CREDENTIAL_NAMES or normal.endswith(_CREDENTIAL_SUFFIXES)
+
+
+# Pods repeat the same few hundred names: remembering the verdicts saves the regex on the hot path. Only names of
+# real length are kept, so the cache holds at most 8,192 x 128 characters (~2.5 MiB) whatever reviews arrive.
+cached_name_verdicts = lru_cache(maxsize=8192)(_judge_name)
+
+
+def is_credential_name(name: str) -> bool:
+    """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
+    return cached_name_verdicts(name) if len(name) <= MAX_NAME_LENGTH else _judge_name(name)
 
 
 def is_reference(value: str) -> bool:
