@@ -41,7 +41,7 @@ from itertools import accumulate
 
 from ahocorasick_rs import AhoCorasick
 
-from webhook.findings import Hit, Rule, Severity
+from webhook.findings import MAX_NAME_LENGTH, Hit, Rule, Severity, shown_name
 
 _SECRET_FIX = (
     "keep the key in a Kubernetes Secret: reference it with valueFrom.secretKeyRef, or drop it and let keyguard "
@@ -181,11 +181,6 @@ _FLYTE_INJECTOR_PREFIXES = ("_FSEC_", "_UNION_")
 _REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_.-]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)$")
 
 
-MAX_NAME_LENGTH = 128
-"""Longer than any real setting name (the longest, Spark's per-bucket S3A keys, stay under 100 characters with
-a 63-character bucket name). A longer name is still judged, but never cached and never shown whole."""
-
-
 def _normalise(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower().replace("-", "_").replace(".", "_")
 
@@ -205,6 +200,37 @@ cached_name_verdicts = lru_cache(maxsize=8192)(_judge_name)
 def is_credential_name(name: str) -> bool:
     """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
     return cached_name_verdicts(name) if len(name) <= MAX_NAME_LENGTH else _judge_name(name)
+
+
+# Words a setting name is made of (credential words, and the paths of Flyte, copilot, Spark and Hadoop settings).
+_SETTING_WORDS = frozenset(
+    word for name in (*_CREDENTIAL_NAMES, *_CREDENTIAL_SUFFIXES, "_password") for word in name.strip("_").split("_")
+) | {
+    *("flyte", "aws", "azure", "minio", "gcs", "gcp", "google", "s3", "storage", "stow", "config", "conf"),
+    *("connection", "copilot", "spark", "hadoop", "fs", "s3a", "bucket", "auth", "default", "root"),
+}
+_SEGMENT = re.compile(r"[^._-]+")
+_SHOWN_TAIL = 64
+
+
+def _is_setting_word(segment: str) -> bool:
+    return all(word in _SETTING_WORDS for word in _CAMEL_BOUNDARY.sub("_", segment).lower().split("_"))
+
+
+def setting_name(name: str) -> str:
+    """A setting name cut out of a value (a flag, `NAME=value`) as messages show it. Such a name can start inside
+    the value itself (`x=<KEY>.secret_key`), so it is shown whole only when it is made of setting words; else
+    only its trailing setting words are shown, with its length."""
+    segments = list(_SEGMENT.finditer(name))
+    keep = len(segments)
+    while (
+        keep and _is_setting_word(segments[keep - 1].group()) and len(name) - segments[keep - 1].start() <= _SHOWN_TAIL
+    ):
+        keep -= 1
+    if keep == 0:
+        return name
+    tail = name[segments[keep].start() :] if keep < len(segments) else ""
+    return f"…{tail} (a {len(name)}-character name)"
 
 
 def is_reference(value: str) -> bool:
@@ -337,7 +363,7 @@ def _assignments(text: str, prefix: str) -> list[Hit]:
             keyword_end -= 1
         name = _assignment_name(text, match.start(), keyword_end)
         if is_credential_name(name):
-            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{name} is set to a literal value")]
+            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{setting_name(name)} is set to a literal value")]
     return []
 
 
@@ -385,11 +411,11 @@ def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
 
 def _by_name(name: str, value: str) -> Hit | None:
     if name.startswith(_FLYTE_INJECTOR_PREFIXES):
-        return Hit(FLYTE_SECRET_LITERAL, f"variable {name} holds a literal Flyte secret")
+        return Hit(FLYTE_SECRET_LITERAL, f"variable {shown_name(name)} holds a literal Flyte secret")
     if name == "SECRETS" and _decoded(value) is not None:
         return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
     if is_credential_name(name):
-        return Hit(ENV_CREDENTIAL_LITERAL, f"variable {name} holds a literal storage credential")
+        return Hit(ENV_CREDENTIAL_LITERAL, f"variable {shown_name(name)} holds a literal storage credential")
     return None
 
 
@@ -444,7 +470,8 @@ def scan_args(args: Sequence[str]) -> list[tuple[int, Hit]]:
     previous_flag: str | None = None
     for index, item in enumerate(args):
         if previous_flag is not None and item and not item.startswith("-") and not is_reference(item):
-            hits.append((index, Hit(CLI_CREDENTIAL_FLAG, f"the value of flag {previous_flag} is a literal credential")))
+            flag = setting_name(previous_flag)
+            hits.append((index, Hit(CLI_CREDENTIAL_FLAG, f"the value of flag {flag} is a literal credential")))
             previous_flag = _flag_name(item) if index in candidates else None
             continue
         if index not in candidates:
