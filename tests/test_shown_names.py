@@ -49,6 +49,7 @@ PLACEMENTS: dict[str, Callable[[str], Callable[[dict[str, Any]], None]]] = {
     "assignment in an arg": lambda key: _args(f"x={key}.secret_key=v"),
     "flag before its value": lambda key: _args(f"--{key.rstrip('=')}.secret-key", "v"),
     "base64 env value": lambda key: _env("CONFIG", fake.base64_of(f"{key}_secret_key=1")),
+    "spark per-bucket conf": lambda key: _args("--conf", f"spark.hadoop.fs.s3a.bucket.{key.rstrip('=')}.secret.key=v"),
     "env name": lambda key: _env(f"{key}_SECRET_KEY", "v"),
     "long env name": lambda key: _env("X" * 200 + key + "_SECRET_KEY", "v"),
 }

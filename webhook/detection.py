@@ -94,6 +94,14 @@ AZURE_ACCOUNT_KEY = Rule(
     "azure-storage-account-key", Severity.ERROR, "a value shaped like an Azure storage account key", _SECRET_FIX
 )
 AZURE_SAS_TOKEN = Rule("azure-sas-token", Severity.ERROR, "an Azure SAS signature is in the pod spec", _SECRET_FIX)
+SPARK_S3A_CREDENTIAL = Rule(
+    "spark-s3a-credential",
+    Severity.ERROR,
+    "an S3 key is set in Spark / Hadoop S3A configuration",
+    "remove fs.s3a.access.key / secret.key / session.token (also spark.hadoop.* and per-bucket forms); set "
+    "spark.hadoop.fs.s3a.aws.credentials.provider to a provider that reads the shared-credentials file keyguard "
+    "mounts (ProfileCredentialsProvider, AWS_SHARED_CREDENTIALS_FILE) or web identity (IRSA)",
+)
 
 RULES: dict[str, Rule] = {
     rule.id: rule
@@ -110,6 +118,7 @@ RULES: dict[str, Rule] = {
         AZURE_CONNECTION_STRING,
         AZURE_ACCOUNT_KEY,
         AZURE_SAS_TOKEN,
+        SPARK_S3A_CREDENTIAL,
     )
 }
 
@@ -261,8 +270,11 @@ _ASSIGNMENT_WORDS = ("key", "token", "secret", "passw", "connection")
 # search (Aho-Corasick) reads the text once, so a container whose values hold none of them (nearly all) costs one
 # scan instead of one regex per value. Values are checked against the structured anchors; command lines also
 # against the words of a `NAME=value` assignment.
-_VALUE_PREFILTER = AhoCorasick([anchor.lower() for anchor in _STRUCTURED_ANCHORS.pattern.split("|")])
-_ARGS_PREFILTER = AhoCorasick([*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|"))])
+_S3A_ANCHOR = "fs.s3a."
+_VALUE_PREFILTER = AhoCorasick([*(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR])
+_ARGS_PREFILTER = AhoCorasick(
+    [*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR]
+)
 _SAS_CONTEXT = re.compile(r"(?:^|[?&;])(?:sv|se|sp|srt|ss)=")
 _GCP_PRIVATE_KEY = re.compile(r"\"private_key\"\s*:")
 _AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
@@ -274,6 +286,17 @@ _ASSIGNMENT = re.compile(
     r"(?i)(?:secret|access|account|sas|session|security|connection|client|root|hmac|storage)[_-]?"
     r"(?:access[_-]?)?(?:key(?:[_-]?id)?|token|string|secret|password)\s*[=:]\s*"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
+)
+# Hadoop's S3A keys (case-sensitive, as Hadoop reads them), with Spark's `spark.hadoop.` prefix and the per-bucket
+# form, in the three ways they are written: `name=value` (--conf, -D, properties), `name  value` on a line of
+# spark-defaults.conf, and core-site.xml's <name>/<value>.
+_SPARK_S3A = re.compile(
+    r"(?P<spark>spark\.hadoop\.)?fs\.s3a\.(?:bucket\.(?P<bucket>[^\s=:<>\"']+?)\.)?"
+    r"(?P<setting>access\.key|secret\.key|session\.token)"
+    r"(?:[ \t]*[=:][ \t]*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&<]+)"
+    r"|[ \t]+(?P<conf>[^\s#]+)[ \t]*$"
+    r"|</name>\s*<value>\s*(?P<xml>[^<\s]+)\s*</value>)",
+    re.MULTILINE,
 )
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _STRUCTURED_RULES = {
@@ -367,11 +390,32 @@ def _assignments(text: str, prefix: str) -> list[Hit]:
     return []
 
 
+def _spark_name(match: re.Match[str]) -> str:
+    bucket = "bucket.<bucket>." if match.group("bucket") else ""
+    return f"{match.group('spark') or ''}fs.s3a.{bucket}{match.group('setting')}"
+
+
+def scan_spark_conf(text: str, prefix: str = "") -> list[Hit]:
+    """S3A keys set to a literal in Spark / Hadoop configuration text (a --conf arg, an env value, a conf file).
+    The message names the setting (the bucket replaced by `<bucket>`), never the value."""
+    if _S3A_ANCHOR not in text:
+        return []
+    names: dict[str, None] = {}
+    for match in _SPARK_S3A.finditer(text):
+        value = (match.group("value") or match.group("conf") or match.group("xml") or "").strip("\"'")
+        if not value or is_reference(value) or value.startswith("{{"):
+            continue
+        if match.group("conf") is not None and text[text.rfind("\n", 0, match.start()) + 1 : match.start()].strip():
+            continue  # `name value` is a conf-file line only when the name starts the line
+        names[_spark_name(match)] = None
+    return [Hit(SPARK_S3A_CREDENTIAL, f"{prefix}{name} is set to a literal value") for name in names]
+
+
 def scan_value(value: str) -> list[Hit]:
     """Keys recognisable by their value alone, under any name; also inside a base64-encoded value."""
     if len(value) < _MIN_VALUE_LENGTH:
         return []
-    hits = _structured(value, "")
+    hits = _structured(value, "") + scan_spark_conf(value)
     if not hits:
         unstructured = _unstructured(value)
         if unstructured is not None:
@@ -379,7 +423,9 @@ def scan_value(value: str) -> list[Hit]:
     if not hits and len(value) >= 24:
         text = _decoded(value)
         if text is not None:
-            hits = _structured(text, "base64-encoded ") or _assignments(text, "base64-encoded ")
+            hits = _structured(text, "base64-encoded ") + scan_spark_conf(text, "base64-encoded ") or _assignments(
+                text, "base64-encoded "
+            )
             if not hits and (found := _unstructured(text.strip())) is not None:
                 hits = [Hit(found.rule, "base64-encoded " + found.detail)]
     return hits

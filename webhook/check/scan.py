@@ -20,6 +20,7 @@ from webhook.check.flyte_config import looks_like_flyte_config, scan_flyte_confi
 from webhook.check.generic import scan_tree
 from webhook.check.helm_values import is_flyte_binary, is_flyte_core, is_values, scan_values
 from webhook.check.model import CheckFinding, CheckOptions, Located, PatchPreview, Path, Skipped, render_path
+from webhook.check.spark import scan_conf_text, scan_spark_application
 from webhook.check.workloads import is_workload, scan_workload
 from webhook.findings import Severity
 
@@ -92,13 +93,16 @@ def _config_map(data: Mapping[str, Any]) -> _Result:
     recognised = False
     values = data.get("data")
     for key, text in (values if isinstance(values, dict) else {}).items():
-        if not isinstance(text, str) or ":" not in text:
+        if not isinstance(text, str):
             continue
-        config = documents.parse_embedded(text)
+        config = documents.parse_embedded(text) if ":" in text else None
         if isinstance(config, dict) and looks_like_flyte_config(config):
             recognised = True
             prefix: Path = ("data", str(key))
             found.extend(_with_catch_all(config, prefix, scan_flyte_config(config, prefix)))
+        elif spark := scan_conf_text(str(key), text):
+            recognised = True
+            found.extend(spark)
     skip = None if recognised else "a ConfigMap without Flyte configuration"
     return _Result("ConfigMap", _name(data), found, skip=skip)
 
@@ -127,6 +131,8 @@ def _scan_object(data: Any, options: CheckOptions, label: str, prefix: Path = ()
         found, diff, skip = scan_workload(data, options, label)
         found = [Located((*prefix, *f.path), f.rule, f.message, f.fix) for f in found]
         yield _Result(str(kind), _name(data), found, diff, skip)
+    elif kind == "SparkApplication":
+        yield _Result(kind, _name(data), _with_catch_all(data, prefix, scan_spark_application(data, prefix)))
     elif kind == "ConfigMap":
         result = _config_map(data)
         yield _Result(result.kind, result.name, [_prefixed(f, prefix) for f in result.found], skip=result.skip)
