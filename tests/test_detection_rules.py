@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import fake_credentials as fake
+from webhook import detection
 from webhook.detection import RULES, is_credential_name, scan_args, scan_env_literal, scan_value
 from webhook.engine import all_rules
 
@@ -113,6 +114,19 @@ def test_look_alikes_pass(label: str, make: Callable[[], str]) -> None:
 )
 def test_credential_names(name: str, credential: bool) -> None:
     assert is_credential_name(name) is credential
+
+
+def test_names_longer_than_a_setting_name_are_judged_but_never_cached() -> None:
+    """Issue 17: distinct 64 KiB env names each stayed in two caches (+121 KiB of RSS per name, OOM at 1 MiB)."""
+    cache = detection.cached_name_verdicts
+    before = cache.cache_info().currsize
+    for n in range(50):
+        long_name = f"X{n}_" + "A" * (64 * 1024)
+        assert is_credential_name(long_name + "_SECRET_KEY") is True
+        assert is_credential_name(long_name) is False
+    assert cache.cache_info().currsize == before
+    assert is_credential_name("A" * detection.MAX_NAME_LENGTH) is False
+    assert cache.cache_info().currsize == before + 1
 
 
 @pytest.mark.parametrize(

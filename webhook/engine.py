@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from webhook import detection
 from webhook.admission_types import AdmissionRequest, JSONObject, PatchOperation
-from webhook.findings import Finding, Hit, Rule, Severity
+from webhook.findings import Finding, Hit, Rule, Severity, shown_name
 from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
 from webhook.readability import CREDENTIALS_UNREADABLE, unreadable_credentials
@@ -33,7 +33,8 @@ from webhook.secret_references import (
 )
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
-Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied"]
+Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied", "errored"]
+"""`errored` is keyguard's own failure, never a policy verdict: the adapters record it, `decide` never returns it."""
 CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 
 INJECTION_MISSING = Rule(
@@ -78,7 +79,7 @@ def all_rules() -> tuple[Rule, ...]:
 
 def _container_findings(kind: str, index: int, container: Mapping[str, Any]) -> Iterable[Finding]:
     raw_name = container.get("name")
-    name = raw_name if isinstance(raw_name, str) else f"#{index}"
+    name = shown_name(raw_name) if isinstance(raw_name, str) else f"#{index}"
     where = f"spec.{kind}[{index}]"
     env = container.get("env")
     if isinstance(env, list):
@@ -91,7 +92,7 @@ def _container_findings(kind: str, index: int, container: Mapping[str, Any]) -> 
                     literals.append((var_name, value))
                     positions.append(j)
         for k, hit in detection.scan_env(literals):
-            yield _finding(hit, f"{where}.env[{positions[k]}]", name, f"env {literals[k][0]}")
+            yield _finding(hit, f"{where}.env[{positions[k]}]", name, f"env {shown_name(literals[k][0])}")
     for field in ("command", "args"):
         items = container.get(field)
         if isinstance(items, list) and items:
@@ -151,8 +152,8 @@ def _pod_name(request: AdmissionRequest, pod: Mapping[str, Any]) -> str:
     if isinstance(metadata, dict):
         name = metadata.get("name") or metadata.get("generateName")
         if isinstance(name, str) and name:
-            return name
-    return request.get("name") or "(unnamed)"
+            return shown_name(name)
+    return shown_name(request.get("name") or "(unnamed)")
 
 
 def _verdict(
@@ -215,7 +216,7 @@ def decide(
         profile = choose_profile(policy, namespace=namespace, pod=pod, namespace_labels=namespace_labels)
     if profile is None:
         return Decision(True, "unmatched")
-    pod_label = f"pod {namespace}/{_pod_name(request, pod)}"
+    pod_label = f"pod {shown_name(namespace)}/{_pod_name(request, pod)}"
     if debugging:
         findings = find_plaintext_credentials(
             pod, kinds=("ephemeralContainers",), skip=_ephemeral_names(request.get("oldObject"))

@@ -8,8 +8,31 @@ serialised or shown to a user.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+MAX_NAME_LENGTH = 128
+"""Longer than any real setting name (the longest, Spark's per-bucket S3A keys, stay under 100 characters with
+a 63-character bucket name). A longer name is still judged, but never cached and never shown whole."""
+_SHOWN_HEAD = 16
+# A run of key alphabet with a capital and a digit, or 16 long with a capital: the shape of every access key id,
+# secret key and account key, and of no Kubernetes or Flyte name (lowercase, or short words in capitals).
+_RUN = re.compile(r"[A-Za-z0-9+/=]{8,}")
+
+
+def _key_like(run: str) -> bool:
+    capital = any(c.isupper() for c in run)
+    return capital and (len(run) >= 16 or any(c.isdigit() for c in run))
+
+
+def shown_name(name: str) -> str:
+    """A name from the request (env var, container, service account) as messages show it: whole when it has a
+    real length and no key-shaped run, else its first characters before any such run, plus its length."""
+    cut = next((run.start() for run in _RUN.finditer(name) if _key_like(run.group())), None)
+    if cut is None and len(name) <= MAX_NAME_LENGTH:
+        return name
+    return f"{name[: min(_SHOWN_HEAD, len(name) if cut is None else cut)]}… (a {len(name)}-character name)"
 
 
 class Severity(StrEnum):

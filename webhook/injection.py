@@ -205,6 +205,12 @@ def _is_token_volume(volume: Any) -> bool:
     return any(isinstance(s, dict) and "serviceAccountToken" in s for s in sources)
 
 
+def _is_ours(volume: dict[str, Any], name: str, profile: Profile) -> bool:
+    if name == CREDS_VOLUME:
+        return bool(_dict(volume.get("secret")).get("secretName") == profile.credentials.secret_name)
+    return bool(_dict(volume.get("emptyDir")).get("medium") == "Memory")
+
+
 def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], injection: Injection) -> None:
     volumes = spec.get("volumes")
     existing = _list(volumes)
@@ -216,20 +222,20 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
         name = _str(volume.get("name"))
         if name in drop:
             injection.operations.append(remove(f"/spec/volumes/{index}"))
-        elif name == CREDS_VOLUME:
-            secret = _dict(volume.get("secret"))
-            if secret.get("secretName") != profile.credentials.secret_name:
-                _conflict(injection, f"spec.volumes[{index}]", f"volume {CREDS_VOLUME}")
-            elif secret.get("defaultMode") != CREDENTIAL_FILE_MODE:
+        elif name in (CREDS_VOLUME, TMPFS_VOLUME):
+            # A second copy (another mutating webhook may add one; pod validation runs after admission) is a
+            # clash too: keyguard cannot tell which of the two the kubelet would mount.
+            if name not in missing or not _is_ours(volume, name, profile):
+                _conflict(injection, f"spec.volumes[{index}]", f"volume {name}")
+            elif (
+                name == CREDS_VOLUME
+                and (secret := _dict(volume.get("secret"))).get("defaultMode") != CREDENTIAL_FILE_MODE
+            ):
                 op = replace if "defaultMode" in secret else add
                 repair = op(f"/spec/volumes/{index}/secret/defaultMode", CREDENTIAL_FILE_MODE)
                 injection.operations.append(repair)  # here, before removals below this index shift it
                 injection.repairs.append(repair)
-            missing.pop(CREDS_VOLUME)
-        elif name == TMPFS_VOLUME:
-            if _dict(volume.get("emptyDir")).get("medium") != "Memory":
-                _conflict(injection, f"spec.volumes[{index}]", f"volume {TMPFS_VOLUME}")
-            missing.pop(TMPFS_VOLUME)
+            missing.pop(name, None)
     if not missing:
         return
     if not isinstance(volumes, list):

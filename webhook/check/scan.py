@@ -21,6 +21,7 @@ from webhook.check.generic import scan_tree
 from webhook.check.helm_values import is_flyte_binary, is_flyte_core, is_values, scan_values
 from webhook.check.minio import is_minio_values, scan_minio
 from webhook.check.model import CheckFinding, CheckOptions, Located, PatchPreview, Path, Skipped, render_path
+from webhook.check.spark import scan_conf_text, scan_spark_application
 from webhook.check.templates import UnparsedTemplate, read_lines
 from webhook.check.workloads import is_workload, scan_workload
 from webhook.findings import Severity
@@ -106,6 +107,8 @@ def _config_map(data: Mapping[str, Any]) -> _Result:
         if isinstance(config, dict):
             specific = scan_flyte_config(config, prefix) if looks_like_flyte_config(config) else []
             found.extend(_with_catch_all(config, prefix, specific))
+        elif spark := scan_conf_text(str(key), text):
+            found.extend(spark)
         else:
             found.extend(scan_tree({str(key): text}, ("data",)))
     return _Result("ConfigMap", _name(data), found)
@@ -158,6 +161,8 @@ def _scan_object(data: Any, options: CheckOptions, label: str, prefix: Path = ()
         found, diff, skip = scan_workload(data, options, label)
         found = [Located((*prefix, *f.path), f.rule, f.message, f.fix) for f in found]
         yield _Result(str(kind), _name(data), found, diff, skip)
+    elif kind == "SparkApplication":
+        yield _Result(kind, _name(data), _with_catch_all(data, prefix, scan_spark_application(data, prefix)))
     elif kind == "ConfigMap":
         result = _config_map(data)
         yield _Result(result.kind, result.name, [_prefixed(f, prefix) for f in result.found])

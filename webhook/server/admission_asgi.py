@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from webhook.engine import Decision, decide
-from webhook.review import BadReview, internal_error, parse_review, respond
+from webhook.errors import BadReview
+from webhook.review import internal_error, parse_review, respond
 from webhook.server.audit_log import AuditLog
 from webhook.server.metrics import Metrics
 from webhook.server.policy_watch import PolicyHolder
@@ -99,7 +100,7 @@ class AdmissionEndpoints:
         except Exception as error:  # keyguard's own bug: answer, log where (never the values), count it
             self._internal_error(error, uid)
             payload = orjson.dumps(internal_error(uid))
-            decision = Decision(False, "denied", message="internal error")
+            decision = Decision(False, "errored", message="internal error")
         await send({"type": "http.response.start", "status": 200, "headers": _JSON_HEADERS})
         await send({"type": "http.response.body", "body": payload})
         elapsed = time.perf_counter() - started

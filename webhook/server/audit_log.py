@@ -22,9 +22,17 @@ class AuditLog:
         self._fd = sys.stdout.fileno() if fd is None else fd
 
     def write(self, record: dict[str, Any]) -> None:
+        """Write one line; never raises. `parse_review` lets only typed fields through, so a record orjson cannot
+        write (nested past its depth limit, a non-string key) is a keyguard bug: it is replaced by a line that
+        says so, without any of the record's values, instead of failing after the response was sent."""
         record["ts"] = time.time()
+        try:
+            line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError as error:
+            unwritable = {"event": "audit-record-unwritable", "ts": record["ts"], "error": type(error).__name__}
+            line = orjson.dumps(unwritable, option=orjson.OPT_APPEND_NEWLINE)
         with contextlib.suppress(OSError):  # a closed stdout must never fail an admission
-            os.write(self._fd, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+            os.write(self._fd, line)
 
     def event(self, event: str, **fields: Any) -> None:
         """A non-decision event (policy reload, certificate reload, start, stop)."""
