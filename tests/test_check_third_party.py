@@ -171,7 +171,7 @@ TEMPLATES: list[tuple[str, str, str, Expected]] = [
     ),
     (
         "Terraform templatefile values",
-        "values.yaml.tpl.yaml",
+        "values.yaml.tftpl",
         TERRAFORM_VALUES,
         [("configuration.inline.storage.connection.secret-key", "storage-config-literal", "secret-key:")],
     ),
