@@ -31,6 +31,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     Loader = yaml.SafeLoader
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+STDIN = "-"
 # YAML kept as a template for another tool (Terraform's templatefile, helmfile): `values.yaml.tftpl`. A bare
 # `.tpl` (Helm's `_helpers.tpl`) holds template definitions, not YAML, and is not read from folders.
 TEMPLATE_SUFFIXES = frozenset({".tpl", ".tftpl", ".gotmpl"})
@@ -39,9 +40,6 @@ TEMPLATE_SUFFIXES = frozenset({".tpl", ".tftpl", ".gotmpl"})
 def _wanted(path: Path) -> bool:
     suffix = path.suffix.lower()
     return suffix in SUFFIXES or (suffix in TEMPLATE_SUFFIXES and Path(path.stem).suffix.lower() in SUFFIXES)
-
-
-STDIN = "-"
 
 
 _DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
