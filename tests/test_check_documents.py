@@ -148,10 +148,12 @@ def test_config_map_without_flyte_configuration_gets_the_generic_scan(
 def test_folders_recurse_and_skip_hidden_and_other_files(tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / ".git").mkdir()
-    for name in ("a/b/x.yaml", "a/y.yml", "z.JSON", ".git/config.yaml", "a/readme.md"):
+    names = ("a/b/x.yaml", "a/y.yml", "z.JSON", ".git/config.yaml", "a/readme.md", "a/_helpers.tpl", "v.yaml.tftpl")
+    for name in names:
         (tmp_path / name).write_text("{}")
     files = documents.expand([str(tmp_path), "-"])
-    assert [Path(f).relative_to(tmp_path).as_posix() for f in files[:-1]] == ["a/b/x.yaml", "a/y.yml", "z.JSON"]
+    found = [Path(f).relative_to(tmp_path).as_posix() for f in files[:-1]]
+    assert found == ["a/b/x.yaml", "a/y.yml", "v.yaml.tftpl", "z.JSON"]
     assert files[-1] == "-"
 
 

@@ -32,6 +32,14 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 STDIN = "-"
+# YAML kept as a template for another tool (Terraform's templatefile, helmfile): `values.yaml.tftpl`. A bare
+# `.tpl` (Helm's `_helpers.tpl`) holds template definitions, not YAML, and is not read from folders.
+TEMPLATE_SUFFIXES = frozenset({".tpl", ".tftpl", ".gotmpl"})
+
+
+def _wanted(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in SUFFIXES or (suffix in TEMPLATE_SUFFIXES and Path(path.stem).suffix.lower() in SUFFIXES)
 
 
 _DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
@@ -146,7 +154,8 @@ class Document:
 
 
 def expand(paths: Iterable[str]) -> list[str]:
-    """Files to read, in a stable order: folders recursively (YAML and JSON files, hidden folders skipped)."""
+    """Files to read, in a stable order: folders recursively (YAML and JSON files, YAML templates such as
+    `values.yaml.tftpl`; hidden folders skipped)."""
     files: list[str] = []
     for name in paths:
         if name == STDIN:
@@ -157,9 +166,7 @@ def expand(paths: Iterable[str]) -> list[str]:
             found = (
                 p
                 for p in path.rglob("*")
-                if p.suffix.lower() in SUFFIXES
-                and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if _wanted(p) and p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             files.extend(str(p) for p in sorted(found))
         elif path.exists():

@@ -127,7 +127,10 @@ def read_lines(template: UnparsedTemplate) -> list[Located]:
 
 
 def _shapes(text: str, key: str | None, number: int) -> list[Located]:
-    """Key-shaped values in one line's text, under `key` (None: a line that is not a setting)."""
+    """Key-shaped values in one line's text, under `key` (None: a line that is not a setting). A key that is
+    itself key-shaped is never named: the finding then says only the line."""
+    if key is not None and scan_value(key):
+        key = None
     where = f"`{key}`: " if key else ""
     return [
         Located(
