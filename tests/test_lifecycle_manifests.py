@@ -45,6 +45,14 @@ def test_the_safety_net_carries_keyguards_name_tables(variable: str, table: list
     assert ast.literal_eval(_variable(variable)) == table
 
 
+def test_the_safety_nets_first_pass_words_cover_every_credential_name() -> None:
+    # Sound only if no word spans a `_`: the normal form may insert one inside a name, never inside a word.
+    words = ast.literal_eval(_variable("nameWords"))
+    assert all(w.isalpha() and w.islower() for w in words)
+    for name in (*detection._CREDENTIAL_NAMES, *detection._CREDENTIAL_SUFFIXES):
+        assert any(w in name for w in words), name
+
+
 def test_the_safety_net_skips_references_as_keyguard_does() -> None:
     assert f"e.value.matches(r'{detection._REFERENCE.pattern}')" in _variable("plaintext")
 
