@@ -105,12 +105,15 @@ def wait_until(check: Any, what: str, process: Process | None, timeout: float = 
 
 @dataclass
 class ControlPlane:
-    """etcd + kube-apiserver. `kubeconfig` is an admin (system:masters) kubeconfig for 127.0.0.1."""
+    """etcd + kube-apiserver. `kubeconfig` is an admin (system:masters) kubeconfig for 127.0.0.1. `apiserver_args`
+    are appended to kube-apiserver's command line (e.g. encryption or audit configuration)."""
 
     bin_dir: Path
     work: Path
+    apiserver_args: Sequence[str] = ()
     pki: ClusterPki = field(init=False)
     port: int = field(init=False)
+    etcd_url: str = field(init=False)
     processes: list[Process] = field(default_factory=list)
     version: str = ""
 
@@ -125,6 +128,7 @@ class ControlPlane:
     def start(self) -> None:
         self.pki = make_pki(self.work / "pki")
         client_port, peer_port, self.port = free_port(), free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client_port}"
         etcd = Process(
             "etcd",
             [
@@ -168,6 +172,7 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.96.0.0/24",
                 "--allow-privileged=false",
                 "--v=1",
+                *self.apiserver_args,
             ],
             self.work / "kube-apiserver.log",
         )
