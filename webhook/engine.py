@@ -28,8 +28,10 @@ from webhook.readability import CREDENTIALS_UNREADABLE, unreadable_credentials
 from webhook.secret_references import (
     CREDENTIAL_NOT_ROTATABLE,
     CROSS_ENVIRONMENT_CREDENTIALS,
+    STATIC_CREDENTIALS_NOT_ALLOWED,
     cross_environment,
     not_rotatable,
+    static_credentials,
 )
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
@@ -48,6 +50,7 @@ POLICY_RULES = (
     RESERVED_NAME_CONFLICT,
     SERVICE_ACCOUNT_NOT_ALLOWED,
     CROSS_ENVIRONMENT_CREDENTIALS,
+    STATIC_CREDENTIALS_NOT_ALLOWED,
     INJECTION_MISSING,
     CREDENTIALS_UNREADABLE,
     CREDENTIAL_NOT_ROTATABLE,
@@ -224,7 +227,7 @@ def decide(
         return _verdict(profile, findings, [], [], pod_label)
     findings = find_plaintext_credentials(pod)
     findings.extend(cross_environment(pod, profile, policy))
-    findings.extend(not_rotatable(pod, profile))
+    findings.extend(static_credentials(pod, profile) or not_rotatable(pod, profile))
     injection = plan_injection(pod, profile, policy_version=policy.version)
     findings.extend(injection.conflicts)
     patch: list[PatchOperation] = []

@@ -3,6 +3,9 @@
 - Rotation: the kubelet refreshes a Secret volume in place, but a file mounted with `subPath` is a bind mount of one
   inode and never changes, and an env value from `secretKeyRef` is read once when the container starts. A storage
   key delivered either way outlives its rotation until the pod is recreated: a warning.
+- Short-lived credentials: a profile with a workload identity (web-identity, Azure, GKE) has no static key at all;
+  a pod that still brings one from a Secret (the environment's credentials Secret, or a credential-named variable
+  from `secretKeyRef`) is refused, or the long-lived key would quietly win over the identity in the SDK's chain.
 - Environments: each profile names its own credentials Secret. A pod of one environment that references another
   environment's credentials Secret is refused, so development code can never run with production keys (the
   service-account half is `service-account-not-allowed`).
@@ -24,6 +27,13 @@ CREDENTIAL_NOT_ROTATABLE = Rule(
     title="a storage credential reaches the container in a way a key rotation never updates",
     fix="drop the subPath mount or the secretKeyRef env and use keyguard's injection (AWS_SHARED_CREDENTIALS_FILE, "
     "with `credentials.refresh: watch` for running tasks)",
+)
+STATIC_CREDENTIALS_NOT_ALLOWED = Rule(
+    id="static-credentials-not-allowed",
+    severity=Severity.ERROR,
+    title="the pod brings a static storage key where the profile uses short-lived credentials",
+    fix="remove the Secret reference: the task gets temporary credentials from its workload identity "
+    "(AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE, AZURE_FEDERATED_TOKEN_FILE, or GKE's service account)",
 )
 CROSS_ENVIRONMENT_CREDENTIALS = Rule(
     id="cross-environment-credentials",
@@ -141,4 +151,24 @@ def cross_environment(pod: Mapping[str, Any], profile: Profile, policy: Policy) 
         )
         for r in references(pod)
         if r.secret in others
+    ]
+
+
+def static_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
+    """In a workload-identity profile: references to the credentials Secret, and credential-named secretKeyRefs."""
+    if profile.credentials.uses_secret:
+        return []
+    secret = profile.credentials.secret_name
+    return [
+        Finding(
+            rule=STATIC_CREDENTIALS_NOT_ALLOWED,
+            path=r.path,
+            container=r.container,
+            field=f"{r.how} {r.variable or r.secret}",
+            message=(f"container {r.container}, " if r.container else "")
+            + f"{r.how} {r.variable + ' ' if r.variable else ''}brings a static key from Secret {r.secret}; profile "
+            f"{profile.name} uses {profile.credentials.format} [{STATIC_CREDENTIALS_NOT_ALLOWED.id}]",
+        )
+        for r in references(pod)
+        if r.secret == secret or (r.how == "env" and r.variable is not None and is_credential_name(r.variable))
     ]

@@ -24,7 +24,7 @@ def test_task_pod_is_stored_injected_and_accepted_by_the_service_account_plugin(
     spec = stored.spec
     volumes = {v.name: v for v in spec.volumes}
     assert volumes["keyguard-storage-creds"].secret.secret_name == "flyte-storage-creds"
-    assert volumes["keyguard-storage-creds"].secret.default_mode == 0o440
+    assert volumes["keyguard-storage-creds"].secret.default_mode == 0o444  # readable by any task user (issue 11)
     assert volumes["keyguard-storage-tmpfs"].empty_dir.medium == "Memory"
     assert not [name for name in volumes if name.startswith("kube-api-access-")], "token volume still mounted"
     assert spec.service_account_name == "flyte-task"

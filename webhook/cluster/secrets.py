@@ -48,6 +48,11 @@ def collect(
     profile: Profile, values: Mapping[str, str] | None, prompt: Callable[[str], str] = getpass.getpass
 ) -> dict[str, str]:
     """The expected keys, from `values` (stdin or file) or asked for one by one without echo."""
+    if not profile.credentials.uses_secret:
+        raise UsageError(
+            f"profile {profile.name} uses {profile.credentials.format}: tasks get short-lived credentials, and a "
+            "static key Secret would be refused"
+        )
     expected = SECRET_KEYS[profile.credentials.format]
     if values is None:
         values = {key: prompt(f"{key}: ") for key in expected}
