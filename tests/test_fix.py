@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import fake_credentials as fake
 from tests.flyte_values import CHARTS, with_literals
 from tests.leaks import assert_not_leaked
 from webhook.check import CheckOptions, check_paths
@@ -188,3 +189,106 @@ def test_check_paths_parse_back_to_their_parts(path: str) -> None:
 def test_a_path_check_never_renders_is_refused() -> None:
     with pytest.raises(ValueError, match="not a check path"):
         parse_path("a..b")
+
+
+TASKS = ("tasks", "flyte-storage-creds", ["access_key", "secret_key"])
+EDGES = [
+    (
+        "flyte-binary on Azure",
+        "configuration:\n  storage:\n    provider: azure\n    providerConfig:\n      azure:\n"
+        "        account: acct\n        key: {secret}\n",
+        [],
+        [("control-plane", "flyte-storage-config", [BINARY_SECRET_KEY])],
+        "  inlineSecretRef: flyte-storage-config\n",
+    ),
+    (
+        "default-env-vars as a map, in a Flyte config file",
+        "plugins:\n  k8s:\n    default-env-vars:\n      FLYTE_AWS_ACCESS_KEY_ID: {access}\n"
+        "      FLYTE_AWS_SECRET_ACCESS_KEY: {secret}\n      FLYTE_AWS_ENDPOINT: http://minio:9000\n",
+        [],
+        [TASKS],
+        "      FLYTE_AWS_ENDPOINT: http://minio:9000\n",
+    ),
+    (
+        "an existing reference and an admin's comment are kept",
+        "configuration:\n  inlineSecretRef: mine\n  storage:\n    providerConfig:\n      s3:\n"
+        "        authType: accesskey  # ours\n        accessKey: {access}\n        secretKey: {secret}\n",
+        [],
+        [("control-plane", "mine", [BINARY_SECRET_KEY]), TASKS],
+        "        authType: iam  # ours\n",
+    ),
+    (
+        "flyte-core with an empty secretName",
+        "storage:\n  type: s3\n  bucketName: b\n  secretName: ''\n  s3:\n    authType: accesskey\n"
+        "    accessKey: {access}\n    secretKey: {secret}\n",
+        [],
+        [("control-plane", "flyte-storage-config", [CORE_SECRET_KEY]), TASKS],
+        "  secretName: flyte-storage-config  # the control plane's storage section\n",
+    ),
+    (
+        "a sequence at its key's indentation ends the block the reference goes after",
+        "configuration:\n  storage:\n    providerConfig:\n      s3:\n        accessKey: {access}\n"
+        "        secretKey: {secret}\n  extra:\n  - a\n  - b\n# the end\n",
+        [],
+        [("control-plane", "flyte-storage-config", [BINARY_SECRET_KEY]), TASKS],
+        "      s3: {}\n  extra:\n  - a\n  - b\n  inlineSecretRef: flyte-storage-config\n# the end\n",
+    ),
+    (
+        "a list item with other settings is not split",
+        "plugins:\n  k8s:\n    default-env-vars:\n      - FLYTE_AWS_SECRET_ACCESS_KEY: {secret}\n        OTHER: x\n",
+        ["plugins.k8s.default-env-vars[0].FLYTE_AWS_SECRET_ACCESS_KEY"],
+        [],
+        "        OTHER: x\n",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "template", "left", "secrets", "line"), EDGES, ids=[e[0] for e in EDGES])
+def test_each_shape_is_fixed_or_left(
+    tmp_path: Path, label: str, template: str, left: list[str], secrets: list[tuple[str, str, list[str]]], line: str
+) -> None:
+    access, secret = fake.aws_access_key_id(), fake.azure_account_key()
+    file = tmp_path / "values.yaml"
+    file.write_text(template.format(access=access, secret=secret))
+    options = CheckOptions(policy=default_policy())
+    result = plan_fix(file.read_text(), str(file), check_paths([str(file)], options).findings, options)
+    assert [f.path for f in result.remaining] == left, label
+    assert [(s.scope, s.name, sorted(s.data)) for s in result.secrets] == secrets
+    assert line in result.text
+    if not left:
+        assert access not in result.text and secret not in result.text
+    assert access not in result.diff and secret not in result.diff
+
+
+def test_a_layout_it_cannot_edit_safely_changes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    access, secret = fake.aws_access_key_id(), fake.aws_secret_access_key()
+    file = tmp_path / "values.yaml"
+    text = f"configuration:\n  storage:\n    providerConfig:\n      s3: {{accessKey: {access}, secretKey: {secret}}}\n"
+    file.write_text(text)
+    code, output = run_fix(capsys, "--write", str(file))
+    assert code == 2
+    assert "cannot edit safely" in output
+    assert file.read_text() == text
+    assert [p.name for p in tmp_path.iterdir()] == [file.name]
+    for value in (access, secret):
+        assert_not_leaked(value, output, "output")
+
+
+def test_secrets_are_checked_before_any_is_applied(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Only the secret key leaked: the task Secret would lack access_key, so nothing is applied (and no cluster is
+    even contacted: there is none here)."""
+    secret = fake.aws_secret_access_key()
+    file = tmp_path / "config.yaml"
+    file.write_text(f"plugins:\n  k8s:\n    default-env-vars:\n      - FLYTE_AWS_SECRET_ACCESS_KEY: {secret}\n")
+    code, output = run_fix(
+        capsys,
+        "--apply-secrets",
+        "--task-namespace",
+        "flytesnacks-production",
+        "--kubeconfig",
+        "/nonexistent",
+        str(file),
+    )
+    assert code == 2
+    assert "missing or empty key(s): access_key" in output
+    assert_not_leaked(secret, output, "output")

@@ -45,6 +45,7 @@ CONTROL_PLANE_SECRET = "flyte-storage-config"
 BINARY_SECRET_KEY = "203-storage-secrets.yaml"
 CORE_SECRET_KEY = "storage.yaml"
 MASK = "<redacted>"
+_DELETED = object()
 
 _PATH_PART = re.compile(r'(?:^|\.)([A-Za-z0-9_/-]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
 _BINARY_S3 = ("configuration", "storage", "providerConfig", "s3")
@@ -124,19 +125,22 @@ class _Edits:
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines(keepends=True)
+        if self.lines and not self.lines[-1].endswith("\n"):
+            self.lines[-1] += "\n"  # a line may be inserted after it
         self.deleted: set[int] = set()
         self.replaced: dict[int, str] = {}
         self.inserted: dict[int, list[str]] = {}
 
     def block_end(self, start: int, column: int) -> int:
-        """The last line of the entry starting on `start` at `column` (its nested or continued lines included;
-        comment lines after it belong to what follows)."""
+        """The last line of the entry starting on `start` at `column` (its nested or continued lines included, and
+        a key's sequence written at the key's own indentation; comment lines after it belong to what follows)."""
+        key = not self.lines[start][column:].startswith("-")
         end = start
         for index in range(start + 1, len(self.lines)):
             line = self.lines[index]
             if not _is_content(line):
                 continue
-            if _indent(line) <= column:
+            if _indent(line) < column or (_indent(line) == column and not (key and line[column:].startswith("-"))):
                 break
             end = index
         return end
@@ -148,7 +152,7 @@ class _Edits:
         """`value` in place of the scalar at (line, column); an admin's own trailing comment is kept."""
         text = self.lines[line]
         rest = text[column:].rstrip("\n")
-        existing = re.search(r"\s#.*$", rest)
+        existing = re.search(r"\s+#.*$", rest)
         tail = existing.group(0) if existing else f"  # {comment}"
         self.replaced[line] = f"{text[:column]}{value}{tail}\n"
 
@@ -161,8 +165,6 @@ class _Edits:
             if index not in self.deleted:
                 out.append(self.replaced.get(index, line))
             out.extend(self.inserted.get(index, []))
-        if out and not out[-1].endswith("\n"):
-            out[-1] += "\n"
         return "".join(out)
 
 
@@ -200,6 +202,8 @@ class _Fixer:
         self.changes: list[str] = []
         self.control: dict[tuple[int, Parts], tuple[str, dict[str, str]]] = {}
         self.tasks: dict[str, str] = {}
+        self.expected: list[tuple[int, Parts, Any]] = []  # (document, path, new value or _DELETED): the intent
+        self.emptied: dict[tuple[int, Parts], set[Part]] = {}  # mappings and lists entries were deleted from
 
     def fix(self, number: int, parts: Parts) -> bool:
         """Edit for one finding (`number` is check's 1-based document); False when there is no remedy."""
@@ -218,26 +222,46 @@ class _Fixer:
             if field_name is None:
                 return False
             self.control.setdefault((number, root), (name, {}))[1][field_name] = value
+            self.expected.append((number, parts, _DELETED))
+            self.emptied.setdefault((number, parts[:-1]), set()).add(key)
             self.edits.delete(line, column)
             self.changes.append(f"removed {render_path(parts)} (now in the control plane's storage Secret)")
             return True
         if not _is_env_entry(parts):
             return False
         holder = _get(document, parts[:-2])
+        removed = parts
         if isinstance(parts[-2], int) and isinstance(holder, CommentedSeq):
             if len(container) != 1:
                 return False  # a list item with other settings: not ours to split
             line, column = holder.lc.item(parts[-2])
             column = _indent(self.edits.lines[line])  # the item's dash
+            removed = parts[:-1]
         field_name = _secret_field(key)
         if field_name is not None:
             self.tasks[field_name] = value
+        self.expected.append((number, removed, _DELETED))
+        self.emptied.setdefault((number, removed[:-1]), set()).add(removed[-1])
         self.edits.delete(line, column)
         self.changes.append(f"removed {render_path(parts)} (tasks get it from their namespace's Secret)")
         return True
 
-    def set_value(self, mapping: CommentedMap, key: str, value: str, path: Parts, comment: str) -> None:
+    def keep_empty_collections(self) -> None:
+        """A mapping or list whose every entry went stays one (`s3: {}`, `default-env-vars: []`): a null would
+        delete the chart's defaults, or fail Flyte's config parsing."""
+        for (number, path), removed in self.emptied.items():
+            node, parent = _get(self.documents[number - 1], path), _get(self.documents[number - 1], path[:-1])
+            entries = set(node) if isinstance(node, dict) else set(range(len(node)))
+            if entries <= removed and path and isinstance(path[-1], str) and isinstance(parent, CommentedMap):
+                line, column = parent.lc.key(path[-1])
+                text = self.edits.lines[line]
+                colon = text.index(":", column + len(path[-1]))
+                empty = "{}" if isinstance(node, dict) else "[]"
+                self.edits.replaced[line] = f"{text[: colon + 1]} {empty}{text[colon + 1 :]}"
+
+    def set_value(self, number: int, mapping: CommentedMap, key: str, value: str, path: Parts, comment: str) -> None:
         """`key: value` in `mapping`: the value replaced on its line, or a new last line of the mapping."""
+        self.expected.append((number, path, value))
         if key in mapping:
             line, column = mapping.lc.value(key)
             self.edits.replace_value(line, column, value, comment)
@@ -251,12 +275,14 @@ class _Fixer:
         """Point the chart at the Secret (an existing reference is kept) and describe the Secret's content."""
         node = _get(self.documents[number - 1], root)
         if chart == "flyte-core":
-            return self._core(node["storage"], root, values)
+            return self._core(number, node["storage"], root, values)
         configuration = node["configuration"]
         name = str(configuration.get("inlineSecretRef") or CONTROL_PLANE_SECRET)
         reference = (*root, "configuration", "inlineSecretRef")
         if configuration.get("inlineSecretRef") != name:
-            self.set_value(configuration, "inlineSecretRef", name, reference, "the control plane's storage keys")
+            self.set_value(
+                number, configuration, "inlineSecretRef", name, reference, "the control plane's storage keys"
+            )
         config: dict[str, str] = {}
         s3 = _get(configuration, ("storage", "providerConfig", "s3"))
         if "access_key" in values or "secret_key" in values:
@@ -265,18 +291,18 @@ class _Fixer:
                            if f in values})  # fmt: skip
             if isinstance(s3, CommentedMap) and s3.get("authType") == "accesskey":
                 comment = f"the keys (auth_type: accesskey) come from Secret {name}"
-                self.set_value(s3, "authType", "iam", (*root, *_BINARY_S3, "authType"), comment)
+                self.set_value(number, s3, "authType", "iam", (*root, *_BINARY_S3, "authType"), comment)
         if "azure_key" in values:
             config["key"] = values["azure_key"]
         body = {"storage": {"stow": {"config": config}}}
         return SecretPlan("control-plane", name, render_path(reference), {BINARY_SECRET_KEY: _plain_yaml(body)})
 
-    def _core(self, storage: CommentedMap, root: Parts, values: dict[str, str]) -> SecretPlan:
+    def _core(self, number: int, storage: CommentedMap, root: Parts, values: dict[str, str]) -> SecretPlan:
         """flyte-core: `storage.secretName` names a Secret holding the control plane's whole storage section."""
         name = str(storage.get("secretName") or CONTROL_PLANE_SECRET)
         reference = (*root, "storage", "secretName")
         if storage.get("secretName") != name:
-            self.set_value(storage, "secretName", name, reference, "the control plane's storage section")
+            self.set_value(number, storage, "secretName", name, reference, "the control plane's storage section")
         s3 = storage.get("s3") if isinstance(storage.get("s3"), dict) else {}
         connection = {"auth-type": "accesskey", "region": str(s3.get("region", "us-east-1"))}
         connection.update({k: values[f] for k, f in (("access-key", "access_key"), ("secret-key", "secret_key"))
@@ -310,6 +336,28 @@ def _finding_value(document: Any, parts: Parts) -> str | None:
             return node
         node = _get(node, (part,))
     return node if isinstance(node, str) else None
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    return node
+
+
+def _intended(documents: list[Any], expected: list[tuple[int, Parts, Any]]) -> list[Any]:
+    """The documents as the edits mean them to be: what the edited text must parse to, or it is not written."""
+    intended = [_plain(document) for document in documents]
+    for number, path, value in expected:
+        if value is not _DELETED:
+            _get(intended[number - 1], path[:-1])[path[-1]] = value
+    keys = [(n, p) for n, p, v in expected if v is _DELETED and isinstance(p[-1], str)]
+    items = [(n, p) for n, p, v in expected if v is _DELETED and isinstance(p[-1], int)]
+    # Keys first (they move nothing), then list items from the last, so every recorded index still holds.
+    for number, path in [*keys, *sorted(items, key=lambda item: item[1][-1], reverse=True)]:
+        del _get(intended[number - 1], path[:-1])[path[-1]]
+    return intended
 
 
 def _mask(text: str, values: set[str]) -> str:
@@ -352,8 +400,11 @@ def plan_fix(text: str, source: str, findings: list[CheckFinding], options: Chec
         secrets.append(SecretPlan("tasks", options.secret_name, "keyguard's injection", tasks))
     if not fixer.changes:
         return FixResult(source, tuple(findings), text, "", (), (), tuple(unfixed), ())
+    fixer.keep_empty_collections()
     fixed = fixer.edits.result()
     fixed_documents = _load(fixed, f"{source} (fixed)")
+    if [_plain(d) for d in fixed_documents] != _intended(documents, fixer.expected):
+        raise UsageError(f"{source}: the YAML is laid out in a way keyguard fix cannot edit safely; nothing changed")
     before, after = _mask(text, flagged), _mask(fixed, flagged)
     diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), source, f"{source} (fixed)"))
     moved = set(tasks.values()) | {v for _, values in fixer.control.values() for v in values.values()}

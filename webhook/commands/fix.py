@@ -18,7 +18,7 @@ from webhook.check import CheckOptions, check_paths
 from webhook.commands.common import add_cluster_arguments, add_policy_argument, load_policy_argument
 from webhook.errors import UsageError
 from webhook.fix import FixResult, SecretPlan, plan_fix
-from webhook.policy import Policy
+from webhook.policy import Policy, Profile
 from webhook.selection import choose_profile
 
 
@@ -76,24 +76,26 @@ def _print_result(result: FixResult) -> None:
 
 
 def _apply(secrets: list[SecretPlan], args: argparse.Namespace, policy: Policy) -> None:
+    """Every Secret is validated (profile, expected keys) before the first one is applied."""
     from webhook.cluster.connection import api_client
     from webhook.cluster.secrets import apply_labelled_secret, apply_secret, collect
 
-    api = api_client(args.kubeconfig, args.context)
-    for secret in secrets:
-        if secret.scope == "control-plane":
-            annotations = {"keyguard.flyte.org/referenced-by": secret.referenced_by}
-            apply_labelled_secret(api, args.flyte_namespace, secret.name, secret.data, annotations)
-            print(f"applied Secret {args.flyte_namespace}/{secret.name} with key(s) {', '.join(sorted(secret.data))}")
-            continue
+    tasks: list[tuple[str, Profile, dict[str, str]]] = []
+    for secret in (s for s in secrets if s.scope == "tasks"):
         for namespace in args.task_namespace:
             profile = choose_profile(policy, namespace=namespace, pod={})
             if profile is None:
                 raise UsageError(f"--task-namespace {namespace}: no profile of the policy matches it")
-            values = collect(profile, secret.data, prompt=_no_prompt)
-            apply_secret(api, namespace, profile, values)
-            name = profile.credentials.secret_name
-            print(f"applied Secret {namespace}/{name} with key(s) {', '.join(sorted(values))}")
+            tasks.append((namespace, profile, collect(profile, secret.data, prompt=_no_prompt)))
+    api = api_client(args.kubeconfig, args.context)
+    for secret in (s for s in secrets if s.scope == "control-plane"):
+        annotations = {"keyguard.flyte.org/referenced-by": secret.referenced_by}
+        apply_labelled_secret(api, args.flyte_namespace, secret.name, secret.data, annotations)
+        print(f"applied Secret {args.flyte_namespace}/{secret.name} with key(s) {', '.join(sorted(secret.data))}")
+    for namespace, profile, values in tasks:
+        apply_secret(api, namespace, profile, values)
+        name = profile.credentials.secret_name
+        print(f"applied Secret {namespace}/{name} with key(s) {', '.join(sorted(values))}")
 
 
 def _no_prompt(key: str) -> str:
