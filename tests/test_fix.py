@@ -5,6 +5,8 @@ and no value is ever printed or written (no diff line, no backup file)."""
 from __future__ import annotations
 
 import difflib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -292,3 +294,10 @@ def test_secrets_are_checked_before_any_is_applied(capsys: pytest.CaptureFixture
     assert code == 2
     assert "missing or empty key(s): access_key" in output
     assert_not_leaked(secret, output, "output")
+
+
+def test_the_command_line_loads_ruamel_only_when_fix_runs() -> None:
+    """`keyguard serve` builds the same parser: it must not pay for (or depend on) the YAML editor."""
+    probe = "import sys, webhook.cli as c; c.build_parser(); print('ruamel.yaml' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

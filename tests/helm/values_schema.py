@@ -52,7 +52,7 @@ def values_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            # Helm passes `global` to every chart.
+            # Helm passes `global` to a chart installed as part of an umbrella chart.
             "global": {"type": "object"},
             "image": _object(
                 {

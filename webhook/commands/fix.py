@@ -12,14 +12,16 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webhook.check import CheckOptions, check_paths
 from webhook.commands.common import add_cluster_arguments, add_policy_argument, load_policy_argument
 from webhook.errors import UsageError
-from webhook.fix import FixResult, SecretPlan, plan_fix
 from webhook.policy import Policy, Profile
 from webhook.selection import choose_profile
+
+if TYPE_CHECKING:  # ruamel.yaml is loaded only when `keyguard fix` runs, never by `keyguard serve`
+    from webhook.fix import FixResult, SecretPlan
 
 
 def register(subparsers: Any) -> None:
@@ -117,6 +119,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from webhook.fix import plan_fix
+
     policy = load_policy_argument(args)
     options = CheckOptions(policy=policy)
     results: list[FixResult] = []
