@@ -4,6 +4,7 @@ and no value is ever printed or written (no diff line, no backup file)."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import subprocess
 import sys
@@ -166,6 +167,7 @@ def test_what_fix_cannot_remedy_is_left_for_the_admin(capsys: pytest.CaptureFixt
     [
         (["missing.yaml"], "missing.yaml"),
         (["."], "a folder"),
+        (["-"], "stdin"),
         (["--apply-secrets", "LEAKY"], "--task-namespace"),
     ],
 )
@@ -301,3 +303,26 @@ def test_the_command_line_loads_ruamel_only_when_fix_runs() -> None:
     probe = "import sys, webhook.cli as c; c.build_parser(); print('ruamel.yaml' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_windows_line_endings_stay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    file, _ = leaky_file(tmp_path, "flyte-binary")
+    file.write_bytes(file.read_text().replace("\n", "\r\n").encode())
+    assert run_fix(capsys, "--write", str(file))[0] == 0
+    fixed = file.read_bytes().decode()
+    assert "inlineSecretRef: flyte-storage-config\r\n" in fixed
+    assert fixed.count("\n") == fixed.count("\r\n")
+    assert main(["check", str(file)]) == 0
+
+
+def test_a_finding_it_cannot_locate_is_left_and_no_diff_is_shown(tmp_path: Path) -> None:
+    """Check's path format is check's: a path this version cannot read is never guessed at, and the diff, whose
+    context could show that finding's value, is withheld."""
+    file, values = leaky_file(tmp_path, "flyte-binary")
+    options = CheckOptions(policy=default_policy())
+    findings = check_paths([str(file)], options).findings
+    odd = dataclasses.replace(findings[0], path="configuration..storage")
+    result = plan_fix(file.read_text(), str(file), [odd, *findings[1:]], options)
+    assert [f.path for f in result.remaining] == ["configuration.storage.providerConfig.s3.accessKey"]
+    assert "diff withheld" in result.diff
+    assert not any(v in result.diff for v in values)

@@ -124,9 +124,10 @@ class _Edits:
     """Line edits of the original text, applied bottom-up so every recorded line number stays valid."""
 
     def __init__(self, text: str) -> None:
+        self.newline = "\r\n" if "\r\n" in text else "\n"
         self.lines = text.splitlines(keepends=True)
         if self.lines and not self.lines[-1].endswith("\n"):
-            self.lines[-1] += "\n"  # a line may be inserted after it
+            self.lines[-1] += self.newline  # a line may be inserted after it
         self.deleted: set[int] = set()
         self.replaced: dict[int, str] = {}
         self.inserted: dict[int, list[str]] = {}
@@ -151,10 +152,10 @@ class _Edits:
     def replace_value(self, line: int, column: int, value: str, comment: str) -> None:
         """`value` in place of the scalar at (line, column); an admin's own trailing comment is kept."""
         text = self.lines[line]
-        rest = text[column:].rstrip("\n")
+        rest = text[column:].rstrip("\r\n")
         existing = re.search(r"\s+#.*$", rest)
         tail = existing.group(0) if existing else f"  # {comment}"
-        self.replaced[line] = f"{text[:column]}{value}{tail}\n"
+        self.replaced[line] = f"{text[:column]}{value}{tail}{self.newline}"
 
     def insert_after(self, line: int, text: str) -> None:
         self.inserted.setdefault(line, []).append(text)
@@ -268,7 +269,8 @@ class _Fixer:
         else:
             last = next(reversed(mapping))
             line, column = mapping.lc.key(last)
-            self.edits.insert_after(self.edits.block_end(line, column), f"{' ' * column}{key}: {value}\n")
+            text = f"{' ' * column}{key}: {value}{self.edits.newline}"
+            self.edits.insert_after(self.edits.block_end(line, column), text)
         self.changes.append(f"set {render_path(path)}: {value}")
 
     def control_plane(self, number: int, root: Parts, chart: str, values: dict[str, str]) -> SecretPlan:
@@ -382,8 +384,14 @@ def plan_fix(text: str, source: str, findings: list[CheckFinding], options: Chec
     fixer = _Fixer(text, documents)
     flagged: set[str] = set()
     unfixed: list[CheckFinding] = []
+    located = True
     for finding in findings:
-        parts = parse_path(finding.path)
+        try:
+            parts = parse_path(finding.path)
+        except ValueError:  # a path check renders in a way this version does not know: never guess
+            located = False
+            unfixed.append(finding)
+            continue
         document = documents[finding.document - 1] if finding.document <= len(documents) else None
         value = _finding_value(document, parts)
         if value:
@@ -407,6 +415,8 @@ def plan_fix(text: str, source: str, findings: list[CheckFinding], options: Chec
         raise UsageError(f"{source}: the YAML is laid out in a way keyguard fix cannot edit safely; nothing changed")
     before, after = _mask(text, flagged), _mask(fixed, flagged)
     diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), source, f"{source} (fixed)"))
+    if not located:
+        diff = f"(diff withheld: a finding in {source} could not be located, so its value could not be masked)\n"
     moved = set(tasks.values()) | {v for _, values in fixer.control.values() for v in values.values()}
     also_at = tuple(
         f"{render_path(path)} (document {number})"

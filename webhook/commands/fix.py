@@ -125,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
     options = CheckOptions(policy=policy)
     results: list[FixResult] = []
     for path in args.paths:
-        if path.is_dir():
-            raise UsageError(f"{path}: a folder; keyguard fix takes files")
+        if str(path) == "-" or path.is_dir():
+            raise UsageError(f"{path}: keyguard fix rewrites files; give a file, not a folder or stdin")
         report = check_paths([str(path)], options)  # validates the file: exit 2 with file, line and reason
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text") from None
         results.append(plan_fix(text, str(path), report.findings, options))
     for result in results:
         _print_result(result)
