@@ -55,8 +55,9 @@ def comparable(documents: list[Object]) -> dict[tuple[str, str, str, str], Objec
     return out
 
 
-def test_helm_lint_passes(helm: Path) -> None:
-    result = run_helm(helm, "lint", "--strict", str(CHART))
+@pytest.mark.parametrize("values", [[], ["--set", "certificates.source=cert-manager"]], ids=["default", "cert-manager"])
+def test_helm_lint_passes(helm: Path, values: list[str]) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART), *values)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -124,14 +125,14 @@ def test_the_image_is_the_webhook_and_the_renderer_of_every_profile_without_its_
     documents = template(
         helm,
         "--set", "image.repository=mirror.example/keyguard",
-        "--set", "image.tag=0.1.1",
+        "--set", "image.tag=2",
         "--set-json", f"policy.profiles={json.dumps(profiles)}",
     )  # fmt: skip
     (container,) = one(documents, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == "mirror.example/keyguard:0.1.1"
+    assert container["image"] == "mirror.example/keyguard:2"
     policy = policy_of(documents)
     assert [(p.name, p.mode, p.renderer.image) for p in policy.profiles] == [
-        ("production", "enforce", "mirror.example/keyguard:0.1.1"),
+        ("production", "enforce", "mirror.example/keyguard:2"),
         ("other", "audit", "mirror.example/renderer:1"),
     ]
 

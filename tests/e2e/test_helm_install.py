@@ -100,6 +100,14 @@ def test_helm_install_admits_through_the_chart_and_uninstall_leaves_nothing(
     keyguard = KeyguardProcess(tmp_path, policy)
     keyguard.start()
     try:
+        # The documented certificate step, then an upgrade: Helm changes what it owns, the caBundle stays.
+        kubeconfig = f"--kubeconfig={plane.kubeconfig}"
+        run_keyguard("certs", "install", "--dir", str(keyguard.cert_dir), "--no-secret", kubeconfig)
+        helm(plane, "upgrade", "keyguard", str(CHART), "-n", NAMESPACE, "--set", "webhook.timeoutSeconds=5")
+        admission = client.AdmissionregistrationV1Api(api)
+        (hook,) = admission.read_mutating_webhook_configuration("keyguard").webhooks
+        assert hook.timeout_seconds == 5
+        assert base64.b64decode(hook.client_config.ca_bundle) == keyguard.ca_bundle()
         point_at(api, keyguard)
         probe = propeller_pod(TASK_NAMESPACE)
         wait_for(lambda: is_injected(create_pod(core, probe, dry_run=True)), what="the chart's webhooks in effect")

@@ -57,7 +57,8 @@ def values_schema() -> dict[str, Any]:
             "image": _object(
                 {
                     "repository": {"type": "string", "minLength": 1},
-                    "tag": {"type": "string"},
+                    # `--set image.tag=1` arrives as a number.
+                    "tag": {"type": ["string", "number"]},
                     "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
                 },
                 ("repository", "tag", "pullPolicy"),
