@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEV_CERTS := certs/dev
 QUICK ?=
 
-.PHONY: venv run test lint unit e2e k8s bench clean
+.PHONY: venv run test lint unit e2e k8s helm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,13 +33,17 @@ lint: $(STAMP)
 k8s:
 	tests/e2e/build-k8s.sh
 
-unit: $(STAMP) k8s
+# helm, built from the Go module proxy once and cached by version (charts/keyguard's lint, render and install).
+helm:
+	tests/helm/build-helm.sh
+
+unit: $(STAMP) k8s helm
 	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e \
 		--cov=webhook --cov-report=term --cov-fail-under=90
 
 test: lint unit
 
-e2e: $(STAMP) k8s
+e2e: $(STAMP) k8s helm
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
 
 bench: $(STAMP)

@@ -68,7 +68,16 @@ def collect(
 
 
 def apply_secret(api: client.ApiClient, namespace: str, profile: Profile, values: Mapping[str, str]) -> Any:
-    name = profile.credentials.secret_name
+    annotations = {ANNOTATION_PROFILE: profile.name}
+    return apply_labelled_secret(api, namespace, profile.credentials.secret_name, values, annotations)
+
+
+def apply_labelled_secret(
+    api: client.ApiClient, namespace: str, name: str, data: Mapping[str, str], annotations: Mapping[str, str]
+) -> Any:
+    """Server-side apply of a storage-credential Secret as keyguard labels it, stamped with when its keys were
+    written (doctor's maxAgeDays). keyguard owns only the keys it applies: other keys of an existing Secret (an
+    admin's, another tool's) stay."""
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -76,10 +85,10 @@ def apply_secret(api: client.ApiClient, namespace: str, profile: Profile, values
             "name": name,
             "namespace": namespace,
             "labels": {LABEL: "true", "app.kubernetes.io/managed-by": "keyguard"},
-            "annotations": {ANNOTATION_PROFILE: profile.name, ROTATED_AT: datetime.now(UTC).isoformat()},
+            "annotations": {**annotations, ROTATED_AT: datetime.now(UTC).isoformat()},
         },
         "type": "Opaque",
-        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
     try:
         return client.CoreV1Api(api).patch_namespaced_secret(name, namespace, body, **APPLY)
