@@ -132,14 +132,14 @@ def test_lines_without_a_key_stay_byte_for_byte(capsys: pytest.CaptureFixture[st
 
 
 def test_a_value_left_elsewhere_is_named_by_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """The sandbox's MinIO root password is its storage secret key: not a Flyte setting, so it stays, named (and
-    check still reports it, by its shape)."""
+    """The sandbox's MinIO root password is its storage secret key: not a Flyte setting, so it stays, named with
+    the fix check gives for MinIO chart values."""
     file, values = leaky_file(tmp_path, "flyte-sandbox")
     file.write_text(file.read_text() + f"  rootPassword: {values[1]}\n")
     code, output = run_fix(capsys, "--write", str(file))
     assert code == 1
     assert "a moved value also appears at minio.rootPassword" in output
-    assert "left for you: minio.rootPassword [aws-secret-access-key]" in output
+    assert "left for you: minio.rootPassword [storage-config-literal]" in output  # check knows MinIO values
     assert_not_leaked(values[1], output, "output")
 
 

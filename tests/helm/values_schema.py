@@ -83,6 +83,7 @@ def values_schema() -> dict[str, Any]:
             ),
             "networkPolicy": enabled,
             "auditor": enabled,
+            "safetyNet": enabled,
             "webhook": _object(
                 {
                     "failurePolicy": {"enum": ["Fail", "Ignore"]},
