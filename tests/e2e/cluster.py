@@ -3,8 +3,9 @@ as a real `keyguard serve` process. No kubelet and no controllers: pods are stor
 admission needs. Every address is 127.0.0.1 with a free port; the API server speaks real TLS and authenticates
 the admin by client certificate.
 
-Nothing outlives the run: each process leads its own process group, is killed with SIGKILL by the kernel when
-pytest dies (PR_SET_PDEATHSIG, even on `kill -9`), and by an atexit hook when pytest exits without tearing down."""
+Nothing outlives the run: every child (servers and one-shot kubectl or keyguard commands) is killed with SIGKILL
+by the kernel when pytest dies (PR_SET_PDEATHSIG, even on `kill -9`); each server leads its own process group,
+stopped as a group, and an atexit hook kills the groups when pytest exits without tearing down."""
 
 from __future__ import annotations
 
@@ -292,6 +293,7 @@ class ControlPlane:
             text=True,
             env=_clean_env(),
             check=False,
+            preexec_fn=_die_with_parent,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
@@ -391,7 +393,13 @@ class KeyguardProcess:
 
 def run_keyguard(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(KEYGUARD), *args], input=stdin, capture_output=True, text=True, env=_clean_env(), check=False
+        [str(KEYGUARD), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        check=False,
+        preexec_fn=_die_with_parent,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"keyguard {' '.join(args)} failed ({result.returncode}): {result.stderr}")
