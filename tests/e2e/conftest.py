@@ -199,11 +199,12 @@ def other_webhook(api: client.ApiClient, others: OtherWebhooks) -> Iterator[Call
 
 
 @pytest.fixture(scope="session", autouse=True)
-def leak_scan(control_plane: ControlPlane, work: Path) -> Iterator[None]:
-    """Records every fake key the run generates and, after the last test, fails the run if one appears in
-    keyguard's log, the API server's or etcd's log, an event, or any object's annotations or managedFields."""
+def leak_scan(control_plane: ControlPlane, work: Path) -> Iterator[set[str]]:
+    """Records every fake key the run generates (the set it yields) and, after the last test, fails the run if one
+    appears in keyguard's log, the API server's or etcd's log, an event, or any object's annotations or
+    managedFields."""
     with planted_values(fake_credentials) as planted:
-        yield
+        yield planted
         logs = [work / "keyguard.log", *(p.log for p in control_plane.processes)]
         places = scan_for_leaks(control_plane, logs, planted)
     assert not places, f"a fake key the tests planted appears in: {json.dumps(places)}"

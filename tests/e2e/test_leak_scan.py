@@ -1,4 +1,5 @@
-"""The end-of-run leak scan can fail: values put where keys must never go are found, each place named."""
+"""The end-of-run leak scan can fail: every fake key a test makes is recorded, and values put where keys must never
+go are found, each place named."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ from typing import Any
 
 from kubernetes import client
 
+from tests import fake_credentials as fake
 from tests.e2e.cluster import ControlPlane
 from tests.e2e.leak_scan import scan_for_leaks
+
+
+def test_every_fake_key_a_test_makes_is_recorded_for_the_scan(leak_scan: set[str]) -> None:
+    made = [fake.aws_secret_access_key(), fake.aws_access_key_id(), fake.azure_connection_string()]
+    made.append(fake.base64_of(made[0]))
+    recorded = [value in leak_scan for value in made]  # booleans only: a failure never prints a key
+    assert recorded == [True] * len(made)
+    look_alike_recorded = fake.git_sha() in leak_scan  # look-alikes are not keys: they may appear anywhere
+    assert not look_alike_recorded
 
 
 def test_the_leak_scan_finds_values_in_annotations_events_and_logs(
