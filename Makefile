@@ -43,9 +43,10 @@ unit: $(STAMP) k8s helm
 
 test: lint unit
 
-# In random order, so no test leans on another; the header prints the seed (--random-order-seed=N replays it).
+# In random order (modules shuffled, and the tests inside each), so no test leans on another; modules that start a
+# control plane of their own keep it for all their tests. The header prints the seed (--random-order-seed=N replays it).
 e2e: $(STAMP) k8s helm
-	$(BIN)/pytest -q -p no:cacheprovider --random-order-bucket=global tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
+	$(BIN)/pytest -q -p no:cacheprovider --random-order-bucket=module tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
 
 bench: $(STAMP)
 	bench/install-wrk.sh
