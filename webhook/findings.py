@@ -26,9 +26,13 @@ def _key_like(run: str) -> bool:
     return capital and (len(run) >= 16 or any(c.isdigit() for c in run))
 
 
-def shown_name(name: str) -> str:
+def shown_name(name: object) -> str:
     """A name from the request (env var, container, service account) as messages show it: whole when it has a
-    real length and no key-shaped run, else its first characters before any such run, plus its length."""
+    real length and no key-shaped run, else its first characters before any such run, plus its length.
+
+    Not a string only where no `parse_review` ran before (`keyguard check` on a manifest): shown by its type."""
+    if not isinstance(name, str):
+        return f"(a {type(name).__name__})"
     cut = next((run.start() for run in _RUN.finditer(name) if _key_like(run.group())), None)
     if cut is None and len(name) <= MAX_NAME_LENGTH:
         return name
