@@ -49,7 +49,13 @@ def _in_process(worker: int, workers: int, cases: int, deadline: float, base: in
         if index % 256 == worker and time.monotonic() > deadline:
             break
         seed = base + index
-        for failure in check_case(policy, make_case(random.Random(seed))):
+        try:
+            case = make_case(random.Random(seed))
+        except RecursionError:
+            failures["the mutator itself ran out of stack"] += 1
+            first.setdefault("the mutator itself ran out of stack", seed)
+            continue
+        for failure in check_case(policy, case):
             failures[failure] += 1
             first.setdefault(failure, seed)
         done += 1

@@ -138,7 +138,7 @@ def _retyped(value: Any, rng: random.Random) -> Any:
     return rng.choice((None, True, False, 0, -1, 2**70, 1.5, "", "x", [], {}, [value], {"k": value}, str(value)[:50]))
 
 
-def _mutate(request: dict[str, Any], rng: random.Random) -> None:
+def _mutate(request: dict[str, Any], rng: random.Random, depth_budget: list[int]) -> None:
     slots = _slots(request)
     if not slots:
         return
@@ -156,8 +156,10 @@ def _mutate(request: dict[str, Any], rng: random.Random) -> None:
         parent[slot] = _retyped(value, rng)
     elif op == 3 and isinstance(parent, dict):  # rename
         parent[rng.choice((*_FIELDS, "", slot.upper(), slot + "s", rng.choice(_ODD_TEXT)))] = parent.pop(slot)
-    elif op == 4:  # deepen
-        for _ in range(rng.choice(_DEPTHS)):
+    elif op == 4:  # deepen (at most 600 levels per case: copying deeper values would exhaust Python's stack)
+        depth = min(rng.choice(_DEPTHS), depth_budget[0])
+        depth_budget[0] -= depth
+        for _ in range(depth):
             value = [value] if rng.random() < 0.5 else {"k": value}
         parent[slot] = value
     elif op == 5:  # enlarge (bounded: a few hundred KiB at most, so a million cases stay affordable)
@@ -181,9 +183,10 @@ def make_case(rng: random.Random) -> Case:
     if rng.random() < 0.8:
         key = fake_key(rng)
         _plant(body["request"], key, rng)
+    depth_budget = [max(_DEPTHS)]
     for _ in range(rng.choice((0, 1, 1, 2, 3, 4))):
         request = body.get("request")
-        _mutate(request if isinstance(request, dict) and rng.random() < 0.95 else body, rng)
+        _mutate(request if isinstance(request, dict) and rng.random() < 0.95 else body, rng, depth_budget)
     text = json.dumps(body, ensure_ascii=rng.random() < 0.5)
     return Case(text.encode("utf-8", "surrogatepass"), key)
 
