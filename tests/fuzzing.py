@@ -126,6 +126,9 @@ def _plant(request: dict[str, Any], key: str, rng: random.Random) -> None:
         parent[slot] = text
         return
     pod = request.get("object") or {}
+    if rng.random() < 0.1:  # a key pasted as a label key, with a value of the wrong type: refused by name
+        pod.setdefault("metadata", {}).setdefault("labels", {})[text] = rng.choice((1, "v"))
+        return
     containers = pod.get("spec", {}).get("containers") or [{}]
     target = rng.choice(containers)
     if rng.random() < 0.5:

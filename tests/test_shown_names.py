@@ -117,6 +117,7 @@ def test_a_key_pasted_into_the_pods_own_names_stays_out_of_messages_and_the_audi
         ("a4lmk5ws6qkfbhx94dxc-n0-0", "a4lmk5ws6qkfbhx94dxc-n0-0"),  # a Flyte execution id: lowercase, shown
         ("n" * (MAX_NAME_LENGTH + 1), "nnnnnnnnnnnnnnnn… (a 129-character name)"),
         ("AWSSECRETACCESSKEYVALUE", "… (a 23-character name)"),
+        ("sparkExecutorMemoryOverhead", "sparkExecutorMemoryOverhead"),
         ("AKIA" + "Q2" * 8 + "_SECRET_KEY", "… (a 31-character name)"),
         ("MY_" + "Q2" * 10 + "_KEY", "MY_… (a 27-character name)"),
         (["a list from a manifest"], "(a list)"),
