@@ -36,7 +36,7 @@ def _deep_json() -> Iterator[None]:
     max_examples=EXAMPLES,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(st.integers(min_value=0, max_value=2**64))
 def test_mutated_reviews_keep_every_boundary_property(seed: int) -> None:
