@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEV_CERTS := certs/dev
 QUICK ?=
+FUZZ_CASES ?= 1000000
+FUZZ_SECONDS ?= 3600
+FUZZ_HTTP_SECONDS ?= 300
 
-.PHONY: venv run test lint unit e2e k8s helm bench clean
+.PHONY: venv run test lint unit e2e k8s helm bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,6 +54,12 @@ e2e: $(STAMP) k8s helm
 bench: $(STAMP)
 	bench/install-wrk.sh
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
+
+# The boundary fuzz suite at scale (make test runs 20,000 cases): FUZZ_CASES mutated reviews in process, bounded by
+# FUZZ_SECONDS; FUZZ_HTTP_SECONDS of them against a real keyguard serve; then the distinct-name memory flood.
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py --cases $(FUZZ_CASES) --seconds $(FUZZ_SECONDS) --http-seconds $(FUZZ_HTTP_SECONDS)
+	$(BIN)/python bench/memory_flood.py
 
 clean:
 	rm -rf $(VENV) $(DEV_CERTS) .mypy_cache .ruff_cache .pytest_cache .coverage .hypothesis

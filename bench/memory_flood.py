@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import ssl
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import orjson
@@ -39,6 +42,37 @@ def flood_review(first: int, count: int) -> bytes:
     return orjson.dumps(review(pod))
 
 
+def huge_header(port: int, ca_file: Path, size: int = 32 * 1024 * 1024) -> tuple[int | None, float]:
+    """Send a request whose one header is `size` bytes; the status the server answered and the seconds it took."""
+    started = time.monotonic()
+    context = ssl.create_default_context(cafile=str(ca_file))
+    answer = b""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Pad: ")
+        for _ in range(size // 65536):
+            try:
+                tls.sendall(b"a" * 65536)
+                tls.setblocking(False)
+                answer = tls.recv(65536)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                continue
+            except OSError:
+                break
+            finally:
+                tls.settimeout(30)
+            break
+        try:
+            while chunk := tls.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
+    return status, round(time.monotonic() - started, 2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--names", type=int, default=2000)
@@ -59,6 +93,8 @@ def main() -> int:
                 status, _ = server.post("/mutate", flood_review(first, min(NAMES_PER_REVIEW, args.names - first)))
                 statuses[status] = statuses.get(status, 0) + 1
             after = server.memory_mib()
+            header_status, header_seconds = huge_header(port, ca_file)
+            after_header = server.memory_mib()
     growth = round(after["VmRSS"] - before["VmRSS"], 1)
     result = {
         "names": args.names,
@@ -69,9 +105,14 @@ def main() -> int:
         "rss_peak_mib": after["VmHWM"],
         "growth_mib": growth,
         "limit_mib": args.limit_mib,
+        "header_32mib_status": header_status,
+        "header_32mib_seconds": header_seconds,
+        "rss_after_header_mib": after_header["VmRSS"],
+        "rss_peak_after_header_mib": after_header["VmHWM"],
     }
     print(json.dumps(result))
-    return 0 if growth < args.limit_mib and set(statuses) == {200} else 1
+    refused = header_status is not None and 400 <= header_status < 500
+    return 0 if growth < args.limit_mib and set(statuses) == {200} and refused else 1
 
 
 if __name__ == "__main__":

