@@ -7,15 +7,18 @@ from typing import Any
 from kubernetes import client
 
 from tests.e2e.cluster import REPO, ControlPlane
-from tests.e2e.pods import create_pod, message
+from tests.e2e.pods import FLYTE_NAMESPACES, create_pod, message, propeller_pod, wait_for
 
 SAFETY_NET = REPO / "manifests" / "safety-net"
 MARK = "keyguard safety net [env-credential-literal]"
-FLYTE_NAMESPACES = ("flytesnacks-development", "flytesnacks-staging", "flytesnacks-production")
 
 
-def apply_safety_net(plane: ControlPlane) -> None:
+def apply_safety_net(plane: ControlPlane, core: client.CoreV1Api) -> None:
+    """Apply the policy and its binding, and return once the API server enforces them: it loads admission policies
+    through an informer, so the first pods after an apply may still pass (flyte_environments must have run)."""
     plane.kubectl("apply", "--server-side", "--field-manager=e2e", "-k", str(SAFETY_NET))
+    canary = propeller_pod(FLYTE_NAMESPACES[-1], env=[{"name": "AWS_SECRET_ACCESS_KEY", "value": "canary-literal"}])
+    wait_for(lambda: safety_net_refusal(core, canary) is not None, timeout=60, what="the safety net in force")
 
 
 def safety_net_refusal(core: client.CoreV1Api, pod: dict[str, Any], *, dry_run: bool = True) -> str | None:

@@ -165,7 +165,7 @@ def test_audit_records_who_read_the_credentials_secret_at_metadata_level_and_nev
         assert watch.status_code == 200
     # A pod carrying one of the keys in plaintext, refused by the safety net: its request body holds the key, and
     # the audit policy keeps it out of the log (pods are logged at Metadata).
-    apply_safety_net(plane)
+    apply_safety_net(plane, core)
     leak = propeller_pod(NAMESPACE, env=[{"name": "AWS_SECRET_ACCESS_KEY", "value": keys["secret_key"]}])
     wait_for(lambda: safety_net_refusal(core, leak), what="safety net in effect")
     refused = safety_net_refusal(core, leak, dry_run=False) is not None

@@ -47,7 +47,7 @@ def core(plane: ControlPlane, api: client.ApiClient) -> client.CoreV1Api:
     """The Flyte environments with only the safety net in front of them (no keyguard webhooks)."""
     core = client.CoreV1Api(api)
     flyte_environments(plane, core)
-    apply_safety_net(plane)
+    apply_safety_net(plane, core)
     return core
 
 
