@@ -110,7 +110,7 @@ def test_a_rotated_secret_is_rendered_again_atomically_with_the_same_mode(tmp_pa
     before = fingerprint(secret_dir.root)
     render(secret_dir.root, target)
     stop = threading.Event()
-    thread = threading.Thread(target=watch, args=(secret_dir.root, target, 0.01, stop, before))
+    thread = threading.Thread(target=watch, args=(secret_dir.root, target, 0.01, stop.wait, before))
     thread.start()
     try:
         seen: set[tuple[str, str]] = set()
@@ -136,7 +136,8 @@ def test_a_rotated_secret_is_rendered_again_atomically_with_the_same_mode(tmp_pa
         assert_not_leaked(value, out.out + out.err, "the refresher's output")
 
 
-def test_the_sidecar_exits_at_once_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_the_sidecar_exits_at_once_on_sigterm(tmp_path: Path, stop: signal.Signals) -> None:
     secret_dir = KubeletSecretDir(tmp_path / "secret")
     secret_dir.update(access_key=secrets.token_hex(10).upper(), secret_key=secrets.token_urlsafe(30))
     target = tmp_path / "credentials"
@@ -146,7 +147,7 @@ def test_the_sidecar_exits_at_once_on_sigterm(tmp_path: Path) -> None:
         try:
             assert process.stdout is not None
             assert b"wrote" in process.stdout.readline()  # rendered once, now polling
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop)
             assert process.wait(timeout=10) == 0  # long before the hour-long poll; the kubelet grants 30 s
         finally:
             process.kill()

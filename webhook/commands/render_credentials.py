@@ -12,7 +12,8 @@ seconds and renders again when the kubelet has swapped in new keys. The kubelet 
 a new timestamped directory and renaming the `..data` symlink onto it (its atomic writer), so the link's target is
 the cheapest exact signal; without it (a plain directory) the files' sizes and mtimes are. Polling, as
 controller-runtime's certwatcher also does, needs no inotify and sees a swap it would have missed. A render that
-fails (a half-rotated Secret) keeps the last good file and is retried at the next poll; SIGTERM ends the loop at once.
+fails (a half-rotated Secret) keeps the last good file and is retried at the next poll; SIGTERM or SIGINT ends the
+loop at once (taken with sigtimedwait, never in a handler).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import argparse
 import os
 import signal
 import sys
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,13 @@ def fingerprint(source: Path) -> tuple[object, ...]:
         return ("unreadable", error.errno)
 
 
-def watch(source: Path, target: Path, interval: float, stop: threading.Event, seen: tuple[object, ...]) -> None:
-    """Render again whenever the fingerprint changes, until `stop` is set. `seen` was taken before the first
-    render, so a rotation that lands between that render and the first poll is not missed."""
-    while not stop.wait(interval):
+def watch(
+    source: Path, target: Path, interval: float, stopped: Callable[[float], bool], seen: tuple[object, ...]
+) -> None:
+    """Render again whenever the fingerprint changes, until `stopped(interval)` (which waits up to `interval`)
+    says so. `seen` was taken before the first render, so a rotation that lands between that render and the first
+    poll is not missed."""
+    while not stopped(interval):
         current = fingerprint(source)
         if current == seen:
             continue
@@ -104,13 +108,21 @@ def watch(source: Path, target: Path, interval: float, stop: threading.Event, se
         print(f"keyguard: the Secret changed; wrote {target} again", flush=True)
 
 
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def _stop_signal(interval: float) -> bool:
+    """Wait up to `interval` for SIGTERM or SIGINT, taken synchronously: no handler runs at an arbitrary point (a
+    handler that takes a lock the interrupted code holds deadlocks), and it works as PID 1 in a container."""
+    return signal.sigtimedwait(STOP_SIGNALS, interval) is not None
+
+
 def run(args: argparse.Namespace) -> int:
-    stop = threading.Event()
     if args.watch:  # before the first render: a pod deleted at once must still stop promptly
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     seen = fingerprint(args.source)
     render(args.source, args.target)
     print(f"keyguard: wrote {args.target} from {args.source}", flush=True)
     if args.watch:
-        watch(args.source, args.target, args.interval, stop, seen)
+        watch(args.source, args.target, args.interval, _stop_signal, seen)
     return 0
