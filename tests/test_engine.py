@@ -15,6 +15,7 @@ from tests.conftest import apply_patch
 from tests.flyte_pods import container, flyte2_pod, plain_pod, review, task_pod
 from tests.leaks import assert_not_leaked
 from webhook.engine import check_pod, decide, find_plaintext_credentials
+from webhook.errors import UnknownProfile
 from webhook.policy import Policy, parse_policy
 from webhook.review import respond
 
@@ -323,7 +324,7 @@ def test_check_pod_matches_the_webhook_and_forces_profiles(policy: Policy) -> No
     pod = task_pod()
     assert check_pod(policy, pod, namespace="flytesnacks-development") == decide(policy, review(pod)["request"])
     assert check_pod(policy, pod, namespace="x", profile="default").profile == "default"
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownProfile, match=r"^--profile nope: no such profile in the policy \(profiles: default\)$"):
         check_pod(policy, pod, namespace="x", profile="nope")
 
 

@@ -211,12 +211,11 @@ def decide(
     if exemption is not None:
         message = f"exempt until {exemption.expires.isoformat()} (owner {exemption.owner})"
         return Decision(True, "exempt", message=message)
-    if force_profile is not None:
-        profile = policy.profile(force_profile)
-        if profile is None:
-            raise KeyError(force_profile)
-    else:
-        profile = choose_profile(policy, namespace=namespace, pod=pod, namespace_labels=namespace_labels)
+    profile = (
+        policy.named_profile(force_profile)
+        if force_profile is not None
+        else choose_profile(policy, namespace=namespace, pod=pod, namespace_labels=namespace_labels)
+    )
     if profile is None:
         return Decision(True, "unmatched")
     pod_label = f"pod {shown_name(namespace)}/{_pod_name(request, pod)}"
@@ -260,7 +259,7 @@ def check_pod(
 ) -> Decision:
     """Exactly what the webhook would decide for a CREATE of `pod` in `namespace` (offline use).
 
-    `profile` forces a profile by name (the CLI's --profile); an unknown name raises KeyError. `mutate=False` is
+    `profile` forces a profile by name (the CLI's --profile); an unknown name raises UnknownProfile. `mutate=False` is
     the validating webhook's view, for pods already stored: a Flyte task pod that lacks the injection is a
     finding (`injection-missing`)."""
     request: AdmissionRequest = {

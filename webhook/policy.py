@@ -20,7 +20,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from webhook.errors import PolicyError
+from webhook.errors import PolicyError, UnknownProfile
 
 API_VERSION = "keyguard.flyte.org/v1"
 FLYTE_SECRETS_DIR = "/etc/flyte/secrets"
@@ -238,6 +238,14 @@ class Policy(_Model):
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
+
+    def named_profile(self, name: str) -> Profile:
+        """The profile called `name`; UnknownProfile (listing the names there are) when there is none."""
+        profile = self.profile(name)
+        if profile is None:
+            names = ", ".join(p.name for p in self.profiles) or "none"
+            raise UnknownProfile(f"--profile {name}: no such profile in the policy (profiles: {names})")
+        return profile
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

@@ -1,5 +1,5 @@
 """One way to reach the cluster: a kubeconfig (the given file, $KUBECONFIG, ~/.kube/config) or the in-cluster
-service account; failures become a UsageError (exit 2) that says which and why."""
+service account; failures become a ClusterError (exit 2) that says which and why."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.errors import UsageError
+from webhook.errors import ClusterError
 
 FIELD_MANAGER = "keyguard"
 CONFIG_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
@@ -28,10 +28,10 @@ def api_client(kubeconfig: Path | None = None, context: str | None = None) -> cl
         return api
     except (ConfigException, OSError, TypeError) as error:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise UsageError(f"{where}: cannot load kubeconfig: {error}") from None
+        raise ClusterError(f"{where}: cannot load kubeconfig: {error}") from None
 
 
-def api_error(error: client.ApiException, what: str) -> UsageError:
+def api_error(error: client.ApiException, what: str) -> ClusterError:
     """A readable message from an API error: status, reason and the server's message, never the request body."""
     detail = error.reason or ""
     try:
@@ -39,7 +39,7 @@ def api_error(error: client.ApiException, what: str) -> UsageError:
         detail = body.get("message") or detail
     except (ValueError, AttributeError):
         pass
-    return UsageError(f"{what}: HTTP {error.status}: {detail}")
+    return ClusterError(f"{what}: HTTP {error.status}: {detail}")
 
 
 APPLY: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": "application/apply-patch+yaml"}
