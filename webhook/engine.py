@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from webhook import detection
-from webhook.admission_types import AdmissionRequest, JSONObject, PatchOperation
+from webhook.admission_types import CONTAINER_KINDS, AdmissionRequest, JSONObject, PatchOperation
 from webhook.findings import Finding, Hit, Rule, Severity, shown_name
 from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
@@ -37,7 +37,6 @@ from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
 Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied", "errored"]
 """`errored` is keyguard's own failure, never a policy verdict: the adapters record it, `decide` never returns it."""
-CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 
 INJECTION_MISSING = Rule(
     id="injection-missing",

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.admission_types import PatchOperation
+from webhook.admission_types import CONTAINER_KINDS, PatchOperation
 from webhook.credential_files import CREDENTIAL_FILE_MODE
 from webhook.findings import Finding, Rule, Severity
 from webhook.json_pointer import add, pointer, remove, replace
@@ -434,7 +434,7 @@ def plan_injection(pod: Mapping[str, Any], profile: Profile, *, policy_version: 
     _plan_volumes(spec, profile, drop, injection)
     all_env = _parts(profile).env
     env = all_env.get(_project(pod), all_env[None])
-    for kind in ("initContainers", "containers", "ephemeralContainers"):
+    for kind in CONTAINER_KINDS:
         for index, container in enumerate(_list(spec.get(kind))):
             if isinstance(container, dict):
                 _plan_container(kind, index, container, profile, drop, env, injection)

@@ -278,14 +278,19 @@ def parse_policy_text(text: str, source: str) -> Policy:
     return parse_policy(data, source)
 
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate a policy file; any problem becomes a PolicyError naming the file."""
+def read_policy_text(path: Path) -> str:
+    """A policy file's text; unreadable or not UTF-8 is a PolicyError naming the file (the CLI and the server's
+    reload both read through here, so they say the same thing)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
         raise PolicyError(f"{path}: cannot read policy: {reason}") from None
-    return parse_policy_text(text, str(path))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; any problem becomes a PolicyError naming the file."""
+    return parse_policy_text(read_policy_text(path), str(path))
 
 
 def default_policy() -> Policy:

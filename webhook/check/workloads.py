@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.admission_types import JSONObject
+from webhook.admission_types import CONTAINER_KINDS, JSONObject
 from webhook.check.model import CheckOptions, Located, Path, parse_engine_path
 from webhook.check.patch_view import injection_diff
 from webhook.check.rules import ENV_CREDENTIAL_TEMPLATED
 from webhook.check.templates import is_placeholder
 from webhook.detection import is_credential_name
-from webhook.engine import CONTAINER_KINDS, Decision, check_pod, decide, find_plaintext_credentials
+from webhook.engine import Decision, check_pod, decide, find_plaintext_credentials
 from webhook.errors import BadReview, UsageError
 from webhook.findings import Finding
 from webhook.review import review_request
