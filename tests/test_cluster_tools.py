@@ -109,8 +109,7 @@ def _hook(**overrides: Any) -> client.V1MutatingWebhook:
     ],
 )
 def test_doctor_judges_the_webhook_scope(overrides: dict[str, Any], status: str, detail: str) -> None:
-    report = Report()
-    check_webhook(report, "MutatingWebhookConfiguration", _hook(**overrides), Settings())
+    report = Report(list(check_webhook("MutatingWebhookConfiguration", _hook(**overrides), Settings())))
     where, scope = report.checks
     assert (where.status, scope.status) == ("ok", status)
     assert detail in scope.detail
@@ -130,8 +129,7 @@ def test_doctor_judges_the_webhook_scope(overrides: dict[str, Any], status: str,
     ],
 )
 def test_doctor_says_where_the_webhook_points(config: Any, status: str) -> None:
-    report = Report()
-    check_webhook(report, "MutatingWebhookConfiguration", _hook(client_config=config), Settings())
+    report = Report(list(check_webhook("MutatingWebhookConfiguration", _hook(client_config=config), Settings())))
     assert report.checks[0].status == status
     assert report.healthy is (status != "problem")
     assert report.to_dict()["summary"][status] == 1
