@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from webhook import detection
 from webhook.admission_types import CONTAINER_KINDS, AdmissionRequest, JSONObject, PatchOperation
 from webhook.findings import Finding, Hit, Rule, Severity, shown_name
-from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, Missing, plan_injection
+from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
 from webhook.readability import CREDENTIALS_UNREADABLE, unreadable_credentials
 from webhook.secret_references import (
@@ -141,12 +141,13 @@ def _ephemeral_names(old: Any) -> frozenset[str]:
     return frozenset(c["name"] for c in containers if isinstance(c, dict) and isinstance(c.get("name"), str))
 
 
-def _missing_injection(missing: list[Missing]) -> Finding:
-    places = sorted({item.place for item in missing})
+def _missing_injection(missing: Mapping[str, int]) -> Finding:
+    """`missing`: how many changes the injection still needs, by the part of the pod they go to."""
+    places = sorted(missing)
     return Finding(
         rule=INJECTION_MISSING,
         path="spec",
-        message=f"{INJECTION_MISSING.title}: {len(missing)} change(s) pending at {', '.join(places)} "
+        message=f"{INJECTION_MISSING.title}: {sum(missing.values())} change(s) pending at {', '.join(places)} "
         f"[{INJECTION_MISSING.id}]",
     )
 
@@ -172,8 +173,7 @@ def _verdict(
     return Decision(True, outcome, profile.name, profile.mode, tuple(findings), tuple(patch), warnings)
 
 
-@dataclass(frozen=True, slots=True)
-class PodUnderReview:
+class PodUnderReview(NamedTuple):
     """What the gate lets through to a decision: a Flyte task pod, its namespace, the name messages show, and for
     an `ephemeralcontainers` update the names of the ephemeral containers admitted before (None for a create)."""
 

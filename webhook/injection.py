@@ -61,32 +61,27 @@ SERVICE_ACCOUNT_NOT_ALLOWED = Rule(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Missing:
-    """One change the injection still needs, and the part of the pod it goes to (`/spec/volumes`,
-    `/spec/containers`, `/spec/serviceAccountName`...): what the validating view reports as `injection-missing`."""
-
-    place: str
-
-
 @dataclass(slots=True)
 class Injection:
     """What planning produced: operations to apply, conflicts that forbid injecting, and notes for the user.
 
-    Every operation is in `operations`, in patch order. Those that put the injection in place are also listed in
-    `missing`; the others are not a missing injection: the record annotations (profile, policy version) may lag a
+    Every operation is in `operations`, in patch order. Those that put the injection in place are also counted in
+    `missing`, by the part of the pod they change (`/spec/volumes`, `/spec/containers`,
+    `/spec/serviceAccountName`...): what the validating view reports as `injection-missing`. The others are not a
+    missing injection: the record annotations (profile, policy version) may lag a
     later policy edit, and a repair of the mode of keyguard's own volume (left by an earlier keyguard or a copied
     pod) is judged by whether the containers can read (webhook/readability.py)."""
 
     operations: list[PatchOperation] = field(default_factory=list)
-    missing: list[Missing] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
     conflicts: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def inject(self, place: str, *operations: PatchOperation) -> None:
+    def inject(self, place: str, operations: list[PatchOperation]) -> None:
         """Operations that put part of the injection in place at `place`."""
-        self.operations.extend(operations)
-        self.missing.extend(Missing(place) for _ in operations)
+        self.operations += operations
+        missing = self.missing
+        missing[place] = missing.get(place, 0) + len(operations)
 
 
 def _list(value: Any) -> list[Any]:
@@ -272,7 +267,7 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
             continue
         name = _str(volume.get("name"))
         if name in drop:
-            injection.inject("/spec/volumes", remove(f"/spec/volumes/{index}"))
+            injection.inject("/spec/volumes", [remove(f"/spec/volumes/{index}")])
         elif name in (CREDS_VOLUME, TMPFS_VOLUME, IDENTITY_VOLUME):
             # A second copy (another mutating webhook may add one; pod validation runs after admission) is a
             # clash too: keyguard cannot tell which of the two the kubelet would mount.
@@ -289,9 +284,9 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
     if not missing:
         return
     if not isinstance(volumes, list):
-        injection.inject("/spec/volumes", add("/spec/volumes", list(missing.values())))
+        injection.inject("/spec/volumes", [add("/spec/volumes", list(missing.values()))])
     else:
-        injection.inject("/spec/volumes", *(add("/spec/volumes/-", v) for v in missing.values()))
+        injection.inject("/spec/volumes", [add("/spec/volumes/-", v) for v in missing.values()])
 
 
 def _plan_container(
@@ -319,7 +314,7 @@ def _plan_container(
             continue
         mount_name, mount_path = _str(mount.get("name")), _str(mount.get("mountPath"))
         if mount_name in drop:
-            injection.inject(place, remove(f"{base}/volumeMounts/{j}"))
+            injection.inject(place, [remove(f"{base}/volumeMounts/{j}")])
         elif mount_name in wanted:
             want = wanted[mount_name]
             if (
@@ -334,9 +329,9 @@ def _plan_container(
             _conflict(injection, f"spec.{kind}[{index}].volumeMounts[{j}]", f"mount at {mount_path}", name)
     if kind != "ephemeralContainers" and missing:
         if not isinstance(mounts, list):
-            injection.inject(place, add(f"{base}/volumeMounts", list(missing.values())))
+            injection.inject(place, [add(f"{base}/volumeMounts", list(missing.values()))])
         else:
-            injection.inject(place, *(add(f"{base}/volumeMounts/-", m) for m in missing.values()))
+            injection.inject(place, [add(f"{base}/volumeMounts/-", m) for m in missing.values()])
     if kind == "ephemeralContainers" or name in WRITERS:
         return
     _plan_env(place, base, name, container, env, injection)
@@ -361,9 +356,9 @@ def _plan_env(
     if not missing:
         return
     if isinstance(env, list):
-        injection.inject(place, *(add(f"{base}/env/-", entry) for entry in missing))
+        injection.inject(place, [add(f"{base}/env/-", entry) for entry in missing])
     else:
-        injection.inject(place, add(f"{base}/env", missing))
+        injection.inject(place, [add(f"{base}/env", missing)])
 
 
 def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
@@ -387,10 +382,10 @@ def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injecti
     if not missing:
         return
     if not isinstance(spec.get("initContainers"), list) or not init:
-        injection.inject("/spec/initContainers", add("/spec/initContainers", missing))
+        injection.inject("/spec/initContainers", [add("/spec/initContainers", missing)])
         return
     at = found[RENDERER_NAME] + 1 if RENDERER_NAME in found else 0
-    injection.inject("/spec/initContainers", *(add(f"/spec/initContainers/{at + n}", c) for n, c in enumerate(missing)))
+    injection.inject("/spec/initContainers", [add(f"/spec/initContainers/{at + n}", c) for n, c in enumerate(missing)])
 
 
 def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
@@ -398,9 +393,9 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
     current = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     if current == "default":
         op = replace if "serviceAccountName" in spec else add
-        injection.inject("/spec/serviceAccountName", op("/spec/serviceAccountName", policy.name))
+        injection.inject("/spec/serviceAccountName", [op("/spec/serviceAccountName", policy.name)])
         if "serviceAccount" in spec:
-            injection.inject("/spec/serviceAccount", replace("/spec/serviceAccount", policy.name))
+            injection.inject("/spec/serviceAccount", [replace("/spec/serviceAccount", policy.name)])
     elif current != policy.name and current not in policy.allowed:
         injection.conflicts.append(
             Finding(
@@ -413,7 +408,7 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
         )
     if not policy.api_access and spec.get("automountServiceAccountToken") is not False:
         op = replace if "automountServiceAccountToken" in spec else add
-        injection.inject("/spec/automountServiceAccountToken", op("/spec/automountServiceAccountToken", False))
+        injection.inject("/spec/automountServiceAccountToken", [op("/spec/automountServiceAccountToken", False)])
 
 
 def _plan_annotations(pod: Mapping[str, Any], profile: Profile, policy_version: str, injection: Injection) -> None:
