@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import apply_patch
 from tests.flyte_pods import container, flyte2_pod, plain_pod, review, task_pod
 from tests.leaks import assert_not_leaked
-from webhook.engine import check_pod, decide, find_plaintext_credentials
+from webhook.engine import PodUnderReview, check_pod, decide, find_plaintext_credentials, gate
 from webhook.errors import UnknownProfile
 from webhook.policy import Policy, parse_policy
 from webhook.review import respond
@@ -232,8 +232,24 @@ def test_legitimate_pods_are_injected_not_denied(policy: Policy, label: str, pod
     ids=["plain pod", "plain pod in a flyte namespace", "delete", "update", "other kind", "no object"],
 )
 def test_everything_else_is_untouched(policy: Policy, body: dict[str, Any]) -> None:
+    assert gate(policy, body["request"]) is None
     decision = decide(policy, body["request"])
     assert (decision.allowed, decision.outcome, decision.patch) == (True, "ignored", ())
+
+
+def test_the_gate_passes_creates_and_debugging_of_flyte_task_pods(policy: Policy) -> None:
+    pod = task_pod()
+    created = gate(policy, review(pod)["request"])
+    assert created == PodUnderReview(pod, "flytesnacks-development", pod["metadata"]["name"], None)
+    old = copy.deepcopy(pod)
+    old["spec"]["ephemeralContainers"] = [{"name": "debug-1", "image": "busybox"}, {"image": "no name"}]
+    debugged = gate(policy, review(pod, operation="UPDATE", sub_resource="ephemeralcontainers", old=old)["request"])
+    assert debugged is not None and debugged.admitted_ephemeral == frozenset({"debug-1"})
+    nameless = copy.deepcopy(pod)
+    del nameless["metadata"]["name"], nameless["metadata"]["namespace"]
+    body = review(nameless)
+    body["request"].update(namespace="", name="")
+    assert gate(policy, body["request"]) == PodUnderReview(nameless, "", "(unnamed)", None)
 
 
 @pytest.mark.parametrize(
@@ -254,6 +270,10 @@ def test_validate_refuses_a_pod_that_missed_the_injection(policy: Policy) -> Non
     decision = decide(policy, body["request"], mutate=False)
     assert decision.allowed is False
     assert decision.rule_ids == ("injection-missing",)
+    # what is missing is every change the mutating webhook would make, except the record annotations
+    pending = [op["path"] for op in decide(policy, body["request"]).patch if not op["path"].startswith("/metadata")]
+    places = sorted({"/".join(path.split("/")[:3]) for path in pending})
+    assert f"{len(pending)} change(s) pending at {', '.join(places)} [injection-missing]" in decision.message
     patched = apply_patch(task_pod(), decide(policy, body["request"]).patch)
     assert decide(policy, review(patched)["request"], mutate=False).outcome == "allowed"
 
