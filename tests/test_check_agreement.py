@@ -124,6 +124,16 @@ def test_check_agrees_with_the_webhook_on_every_pod(
         assert sorted({f["path"] for f in findings}) == paths, label
 
 
+@pytest.mark.parametrize("policy_name", ["default", *POLICIES])
+@pytest.mark.parametrize("mutate", [True, False], ids=["mutate", "validate"])
+def test_dry_run_gets_the_same_verdict_and_patch(policy_name: str, mutate: bool) -> None:
+    policy = default_policy() if policy_name == "default" else parse_policy(POLICIES[policy_name], policy_name)
+    for label, pod in CORPUS:
+        real = decide(policy, review(copy.deepcopy(pod), uid="u")["request"], mutate=mutate)
+        dry = decide(policy, review(copy.deepcopy(pod), uid="u", dry_run=True)["request"], mutate=mutate)
+        assert dry == real, label
+
+
 def test_a_file_per_pod_agrees_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     policy = default_policy()
     for index, (label, pod) in enumerate(CORPUS[:: max(1, len(CORPUS) // 12)]):

@@ -8,11 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests import fake_credentials as fake
-from tests.flyte_pods import plain_pod, task_pod
-from tests.test_check_support import assert_no_secret_in_any_output, check_json, write_yaml
+from tests.flyte_pods import plain_pod, review, task_pod
+from tests.test_check_support import assert_no_secret_in_any_output, check_json, run_check, write_yaml
+from webhook.errors import BadReview
+from webhook.review import parse_review
 
 Case = tuple[str, Callable[[str], Any], str, str, str]
 # (label, document built around a key, expected path, rule, fix fragment)
@@ -228,7 +231,11 @@ SKIPPED: list[tuple[str, Any, str]] = [
         {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}},
         "without a pod template",
     ),
-    ("a review without an object", {"kind": "AdmissionReview", "request": {"uid": "u"}}, "without an object"),
+    (
+        "a review without an object",
+        {**review(plain_pod()), "request": {**review(plain_pod())["request"], "object": None}},
+        "without an object",
+    ),
 ]
 
 
@@ -241,6 +248,35 @@ def test_unrecognised_documents_are_skipped(
     assert code == 0
     assert reason in result["skipped"][0]["reason"], label
     assert result["summary"]["checked"] == 0
+
+
+def _review_with(**request: Any) -> dict[str, Any]:
+    body = review(task_pod())
+    body["request"].update(request)
+    return body
+
+
+MALFORMED_REVIEWS: list[tuple[str, dict[str, Any]]] = [
+    ("no request", {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+    ("request not an object", {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": "x"}),
+    ("v1beta1", {**review(task_pod()), "apiVersion": "admission.k8s.io/v1beta1"}),
+    ("operation a list", _review_with(operation=[])),
+    ("uid missing", {**review(task_pod()), "request": {"kind": {"group": "", "version": "v1", "kind": "Pod"}}}),
+    ("containers not a list", _review_with(object={"spec": {"containers": {"name": "x"}}})),
+]
+
+
+@pytest.mark.parametrize(("label", "body"), MALFORMED_REVIEWS, ids=[c[0] for c in MALFORMED_REVIEWS])
+def test_a_review_the_webhook_refuses_is_an_input_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, label: str, body: dict[str, Any]
+) -> None:
+    """The webhook answers 400 (BadReview) and decides nothing; check says the same reason, exit 2, no verdict."""
+    with pytest.raises(BadReview) as refused:
+        parse_review(orjson.dumps(body))
+    file = write_yaml(tmp_path / "review.yaml", body)
+    code, out, err = run_check(capsys, str(file))
+    assert (code, out) == (2, ""), label
+    assert err == f"keyguard check: {file} (document 1): {refused.value}\n", label
 
 
 def test_profile_forces_a_profile(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -108,7 +108,11 @@ def test_show_patch_redacts_every_value(capsys: pytest.CaptureFixture[str], tmp_
     path = write_yaml(tmp_path / "pod.yaml", pod)
     code, out, _ = run_check(capsys, str(path), "--show-patch", "--policy", str(policy))
     assert code == 1  # the key is still a finding in warn mode: it leaked into the file
-    assert "+  - name: keyguard-storage-tmpfs" in out or "keyguard-storage-tmpfs" in out
+    lines = out.splitlines()
+    # the tmpfs volume and each mount of it are added lines of the diff, exactly as they read in the pod
+    assert "+  - name: keyguard-storage-tmpfs" in lines
+    assert "+    - name: keyguard-storage-tmpfs" in lines
+    assert "+      mountPath: /var/run/flyte/storage" in lines
     assert "+    - name: AWS_SHARED_CREDENTIALS_FILE" in out
     assert "value: <redacted>" in out
     assert_not_leaked(secret, out, "--show-patch output")

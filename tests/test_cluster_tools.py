@@ -13,9 +13,10 @@ from kubernetes import client
 from tests import fake_credentials as fake
 from tests.leaks import assert_not_leaked
 from webhook.cli import main
+from webhook.cluster.connection import api_client, api_error
 from webhook.cluster.doctor import Report, Settings, check_webhook, probe_pod, secret_age_days
 from webhook.cluster.secrets import collect, parse_env_text
-from webhook.errors import UsageError
+from webhook.errors import ClusterError, UsageError
 from webhook.policy import default_policy
 from webhook.selection import is_flyte_task_pod
 
@@ -108,8 +109,7 @@ def _hook(**overrides: Any) -> client.V1MutatingWebhook:
     ],
 )
 def test_doctor_judges_the_webhook_scope(overrides: dict[str, Any], status: str, detail: str) -> None:
-    report = Report()
-    check_webhook(report, "MutatingWebhookConfiguration", _hook(**overrides), Settings())
+    report = Report(list(check_webhook("MutatingWebhookConfiguration", _hook(**overrides), Settings())))
     where, scope = report.checks
     assert (where.status, scope.status) == ("ok", status)
     assert detail in scope.detail
@@ -129,8 +129,7 @@ def test_doctor_judges_the_webhook_scope(overrides: dict[str, Any], status: str,
     ],
 )
 def test_doctor_says_where_the_webhook_points(config: Any, status: str) -> None:
-    report = Report()
-    check_webhook(report, "MutatingWebhookConfiguration", _hook(client_config=config), Settings())
+    report = Report(list(check_webhook("MutatingWebhookConfiguration", _hook(client_config=config), Settings())))
     assert report.checks[0].status == status
     assert report.healthy is (status != "problem")
     assert report.to_dict()["summary"][status] == 1
@@ -156,3 +155,30 @@ def test_secret_age_for_doctors_max_age(annotations: Any, created: Any, age: int
         annotations=annotations, creation_timestamp=datetime.fromisoformat(created) if created else None
     )
     assert secret_age_days(SimpleNamespace(metadata=metadata), datetime(2026, 11, 30, 12, tzinfo=UTC)) == age
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            client.ApiException(status=403, reason="Forbidden"),
+            "listing namespaces: HTTP 403: Forbidden",
+        ),
+        (
+            SimpleNamespace(status=404, reason="Not Found", body=b'{"message": "namespaces \\"x\\" not found"}'),
+            'reading namespace x: HTTP 404: namespaces "x" not found',
+        ),
+    ],
+)
+def test_api_server_failures_are_cluster_errors_saying_what_failed(error: Any, message: str) -> None:
+    """The API server's own message when it gave one, its reason otherwise; never the request body."""
+    what = message.split(": HTTP", maxsplit=1)[0]
+    made = api_error(error, what)
+    assert (type(made), str(made)) == (ClusterError, message)
+
+
+def test_an_unreadable_kubeconfig_is_a_cluster_error_naming_it(tmp_path: Any) -> None:
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nkind: Config\nclusters: []\n")
+    with pytest.raises(ClusterError, match=rf"^{broken}: cannot load kubeconfig: "):
+        api_client(broken)

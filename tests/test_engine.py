@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import apply_patch
 from tests.flyte_pods import container, flyte2_pod, plain_pod, review, task_pod
 from tests.leaks import assert_not_leaked
-from webhook.engine import check_pod, decide, find_plaintext_credentials
+from webhook.engine import PodUnderReview, check_pod, decide, find_plaintext_credentials, gate
+from webhook.errors import UnknownProfile
 from webhook.policy import Policy, parse_policy
 from webhook.review import respond
 
@@ -149,8 +150,18 @@ def test_several_findings_are_all_reported(policy: Policy) -> None:
     pod, _, _ = copilot_stow_args(fake_secret())
     pod["spec"]["containers"][0]["env"].append({"name": "AWS_SECRET_ACCESS_KEY", "value": fake_secret()})
     decision = decide(policy, review(pod)["request"])
-    assert len(decision.findings) >= 2
-    assert "(1)" in decision.message and "(2)" in decision.message
+    main = pod["spec"]["containers"][0]
+    assert [(f.rule.id, f.path, f.container, f.field) for f in decision.findings] == [
+        ("cli-credential-flag", "spec.initContainers[0].command[6]", "flyte-copilot-downloader", "command[6]"),
+        (
+            "env-credential-literal",
+            f"spec.containers[0].env[{len(main['env']) - 1}]",
+            main["name"],
+            "env AWS_SECRET_ACCESS_KEY",
+        ),
+    ]
+    assert "2 problem(s): (1) container flyte-copilot-downloader, command[6]: " in decision.message
+    assert f"; (2) container {main['name']}, env AWS_SECRET_ACCESS_KEY: " in decision.message
 
 
 def _secret_key_ref() -> dict[str, Any]:
@@ -221,8 +232,24 @@ def test_legitimate_pods_are_injected_not_denied(policy: Policy, label: str, pod
     ids=["plain pod", "plain pod in a flyte namespace", "delete", "update", "other kind", "no object"],
 )
 def test_everything_else_is_untouched(policy: Policy, body: dict[str, Any]) -> None:
+    assert gate(policy, body["request"]) is None
     decision = decide(policy, body["request"])
     assert (decision.allowed, decision.outcome, decision.patch) == (True, "ignored", ())
+
+
+def test_the_gate_passes_creates_and_debugging_of_flyte_task_pods(policy: Policy) -> None:
+    pod = task_pod()
+    created = gate(policy, review(pod)["request"])
+    assert created == PodUnderReview(pod, "flytesnacks-development", pod["metadata"]["name"], None)
+    old = copy.deepcopy(pod)
+    old["spec"]["ephemeralContainers"] = [{"name": "debug-1", "image": "busybox"}, {"image": "no name"}]
+    debugged = gate(policy, review(pod, operation="UPDATE", sub_resource="ephemeralcontainers", old=old)["request"])
+    assert debugged is not None and debugged.admitted_ephemeral == frozenset({"debug-1"})
+    nameless = copy.deepcopy(pod)
+    del nameless["metadata"]["name"], nameless["metadata"]["namespace"]
+    body = review(nameless)
+    body["request"].update(namespace="", name="")
+    assert gate(policy, body["request"]) == PodUnderReview(nameless, "", "(unnamed)", None)
 
 
 @pytest.mark.parametrize(
@@ -238,19 +265,15 @@ def test_modes(mode: str, allowed: bool, patched: bool, warns: bool) -> None:
     assert decision.findings
 
 
-def test_dry_run_gets_the_same_decision(policy: Policy) -> None:
-    for pod in (task_pod(), sandbox_default_env_vars(fake_secret())[0]):
-        body = review(pod)
-        dry = copy.deepcopy(body)
-        dry["request"]["dryRun"] = True
-        assert decide(policy, body["request"]) == decide(policy, dry["request"])
-
-
 def test_validate_refuses_a_pod_that_missed_the_injection(policy: Policy) -> None:
     body = review(task_pod())
     decision = decide(policy, body["request"], mutate=False)
     assert decision.allowed is False
     assert decision.rule_ids == ("injection-missing",)
+    # what is missing is every change the mutating webhook would make, except the record annotations
+    pending = [op["path"] for op in decide(policy, body["request"]).patch if not op["path"].startswith("/metadata")]
+    places = sorted({"/".join(path.split("/")[:3]) for path in pending})
+    assert f"{len(pending)} change(s) pending at {', '.join(places)} [injection-missing]" in decision.message
     patched = apply_patch(task_pod(), decide(policy, body["request"]).patch)
     assert decide(policy, review(patched)["request"], mutate=False).outcome == "allowed"
 
@@ -321,7 +344,7 @@ def test_check_pod_matches_the_webhook_and_forces_profiles(policy: Policy) -> No
     pod = task_pod()
     assert check_pod(policy, pod, namespace="flytesnacks-development") == decide(policy, review(pod)["request"])
     assert check_pod(policy, pod, namespace="x", profile="default").profile == "default"
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownProfile, match=r"^--profile nope: no such profile in the policy \(profiles: default\)$"):
         check_pod(policy, pod, namespace="x", profile="nope")
 
 

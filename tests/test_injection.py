@@ -170,19 +170,20 @@ def _duplicated_volume(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("label", "pod"),
+    ("label", "pod", "conflicts"),
     [
-        ("volume name", _user_volume_clash()),
-        ("credentials volume twice", _duplicated_volume(CREDS_VOLUME)),
-        ("tmpfs volume twice", _duplicated_volume(TMPFS_VOLUME)),
-        ("mount path", _user_mount_path_clash()),
-        ("init container", _user_init_container_clash()),
-        ("subPath on our mount", _subpath_mount()),
+        ("volume name", _user_volume_clash(), ["spec.volumes[1]"]),
+        ("credentials volume twice", _duplicated_volume(CREDS_VOLUME), ["spec.volumes[0]"]),
+        ("tmpfs volume twice", _duplicated_volume(TMPFS_VOLUME), ["spec.volumes[1]"]),
+        ("mount path", _user_mount_path_clash(), ["spec.containers[0].volumeMounts[1]"]),
+        ("init container", _user_init_container_clash(), ["spec.initContainers[0]"]),
+        ("subPath on our mount", _subpath_mount(), ["spec.containers[0].volumeMounts[0]"]),
     ],
 )
-def test_never_hijacks_a_users_names(label: str, pod: dict[str, Any]) -> None:
+def test_never_hijacks_a_users_names(label: str, pod: dict[str, Any], conflicts: list[str]) -> None:
+    """Every conflict, not just the first: each clash is reported once, at its own place, and nothing else."""
     injection = plan_injection(pod, profile_of(), policy_version="v1")
-    assert [c.rule.id for c in injection.conflicts][:1] == ["reserved-name-conflict"]
+    assert [(c.rule.id, c.path) for c in injection.conflicts] == [("reserved-name-conflict", p) for p in conflicts]
 
 
 def test_flyte_secret_webhook_mounts_are_left_alone() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import http.client
 import json
@@ -19,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.conftest import apply_patch
 from tests.flyte_pods import plain_pod, review, task_pod
 from tests.leaks import assert_not_leaked
 from tests.server_harness import RunningServer, replace_file, running_server
@@ -43,6 +43,15 @@ def post(client: httpx.Client, path: str, body: Any, **headers: str) -> httpx.Re
     return client.post(path, content=content, headers={"content-type": "application/json", **headers})
 
 
+def metric(client: httpx.Client, sample: str) -> float:
+    """The value of one sample of /metrics (0 before its first increment: an unlabelled family starts there)."""
+    for line in client.get("/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
+
+
 def leaky_pod(secret: str) -> dict[str, Any]:
     pod = task_pod()
     pod["spec"]["containers"][0]["env"].append({"name": "FLYTE_AWS_SECRET_ACCESS_KEY", "value": secret})
@@ -58,8 +67,13 @@ def test_mutate_injects_a_flyte_task_pod(client: httpx.Client) -> None:
     assert answer["apiVersion"] == "admission.k8s.io/v1"
     assert answer["response"]["uid"] == body["request"]["uid"]
     assert answer["response"]["allowed"] is True
-    patch = orjson.loads(base64.b64decode(answer["response"]["patch"]))
-    assert any(op["path"] == "/spec/serviceAccountName" for op in patch)
+    assert answer["response"]["patchType"] == "JSONPatch"
+    patched = apply_patch(task_pod(), answer["response"]["patch"])
+    assert (patched["spec"]["serviceAccountName"], patched["spec"]["automountServiceAccountToken"]) == (
+        "flyte-task",
+        False,
+    )
+    assert "keyguard-storage-creds" in [v["name"] for v in patched["spec"]["volumes"]]
 
 
 def test_non_flyte_pod_untouched(client: httpx.Client) -> None:
@@ -124,7 +138,8 @@ def test_content_type_with_charset_is_accepted(client: httpx.Client) -> None:
 
 def test_oversized_reviews_are_413_by_header_and_by_stream(client: httpx.Client) -> None:
     huge = b'{"pad": "' + b"x" * (7 * 1024 * 1024) + b'"}'
-    assert post(client, "/mutate", huge).status_code == 413
+    by_header = post(client, "/mutate", huge)
+    assert (by_header.status_code, by_header.content) == (413, b"review larger than the limit\n")
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the server must count while reading
         for _ in range(8):
@@ -132,6 +147,11 @@ def test_oversized_reviews_are_413_by_header_and_by_stream(client: httpx.Client)
 
     response = client.post("/mutate", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+    # the exact answer, as for every other bad input: a short plain-text reason, nothing of the body echoed
+    assert (response.headers["content-type"], response.content) == (
+        "text/plain; charset=utf-8",
+        b"review larger than the limit\n",
+    )
 
 
 def test_internal_error_answers_with_the_uid(
@@ -142,6 +162,8 @@ def test_internal_error_answers_with_the_uid(
 
     monkeypatch.setattr(admission_asgi, "decide", broken)
     body = review(task_pod())
+    errors = 'keyguard_admission_reviews_total{decision="errored",endpoint="mutate",profile=""}'
+    before = (metric(client, "keyguard_admission_internal_errors_total"), metric(client, errors))
     response = post(client, "/mutate", body)
     assert response.status_code == 200
     assert response.json()["response"] == {
@@ -149,10 +171,10 @@ def test_internal_error_answers_with_the_uid(
         "allowed": False,
         "status": {"code": 500, "reason": "InternalError", "message": "keyguard: internal error; see its log"},
     }
-    metrics = client.get("/metrics").text
-    assert "keyguard_admission_internal_errors_total 1.0" in metrics
-    # keyguard's own failure is its own outcome, never counted as a policy denial
-    assert 'keyguard_admission_reviews_total{decision="errored",endpoint="mutate",profile=""} 1.0' in metrics
+    # counted once (the server is shared by the module: compare with before, whatever ran first), and as keyguard's
+    # own failure, its own outcome, never as a policy denial
+    after = (metric(client, "keyguard_admission_internal_errors_total"), metric(client, errors))
+    assert after == (before[0] + 1, before[1] + 1)
     audit = server.audit_lines()
     decisions = [
         line["decision"] for line in audit if line["event"] == "admission" and line["uid"] == body["request"]["uid"]

@@ -24,7 +24,7 @@ import uvloop
 from cryptography import x509
 
 from webhook import certs
-from webhook.errors import UsageError
+from webhook.errors import CertificateReloadError
 from webhook.server.tls import CertificateReloader, uvicorn_config
 
 LOOPS = ["asyncio", "uvloop"]
@@ -320,9 +320,9 @@ def test_expired_reports_a_served_certificate_past_not_after(tmp_path: Path, age
         (key_of_another_certificate, "tls.key: not the private key of"),
     ],
 )
-def test_an_unusable_pair_at_start_is_a_usage_error_naming_the_file(
+def test_an_unusable_pair_at_start_is_refused_naming_the_file(
     cert_dir: Path, damage: Callable[[Path], None], message: str
 ) -> None:
     damage(cert_dir)
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(CertificateReloadError, match=message):
         CertificateReloader(cert_dir / certs.TLS_CERT, cert_dir / certs.TLS_KEY)

@@ -16,6 +16,11 @@ from typing_extensions import TypedDict  # pydantic reads TypedDicts from here o
 
 JSONObject = dict[str, Any]
 
+CONTAINER_KINDS: Final = ("initContainers", "containers", "ephemeralContainers")
+"""The pod spec's container lists, in the order the kubelet starts them."""
+CREATED_CONTAINER_KINDS: Final = CONTAINER_KINDS[:2]
+"""The lists a pod is created with: ephemeral containers arrive later (the ephemeralcontainers subresource)."""
+
 MAX_CONTAINERS: Final = 1000
 """Per list (containers, initContainers, ephemeralContainers); Kubernetes itself sets no number."""
 MAX_LIST_ITEMS: Final = 10_000
@@ -167,12 +172,6 @@ class AdmissionResponse(TypedDict):
     patchType: NotRequired[Literal["JSONPatch"]]
     warnings: NotRequired[list[str]]
     auditAnnotations: NotRequired[dict[str, str]]
-
-
-class AdmissionReviewRequest(TypedDict):
-    apiVersion: str
-    kind: Literal["AdmissionReview"]
-    request: AdmissionRequest
 
 
 class AdmissionReviewResponse(TypedDict):

@@ -4,8 +4,10 @@ The webhook, `keyguard review` and `keyguard check` all call `decide`, so they c
 imports no web framework or Kubernetes client, and neither copies nor diffs the pod: selection, detection and
 injection read the request dict in place and return findings and hand-built patch operations.
 
-Order of questions: is it a pod operation we handle? a Flyte task pod? exempt? which profile? what leaks? what
-must be injected? Then the profile's mode turns findings into a verdict:
+Two steps. `gate` asks whether keyguard decides at all: a pod create (or an ephemeral-container update) of a Flyte
+task pod, returned as a `PodUnderReview`, else nothing (`ignored`). `decide_pod` then asks: exempt? which
+profile? what leaks? what must be injected? `check_pod` (offline) builds the PodUnderReview itself and calls
+`decide_pod`, so no request is faked. The profile's mode turns findings into a verdict:
 - enforce: any error finding denies (403) and nothing is patched;
 - warn: admitted, patched, every finding returned as an AdmissionResponse warning;
 - audit: admitted, patched, findings only recorded.
@@ -17,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from webhook import detection
-from webhook.admission_types import AdmissionRequest, JSONObject, PatchOperation
+from webhook.admission_types import CONTAINER_KINDS, AdmissionRequest, JSONObject, PatchOperation
 from webhook.findings import Finding, Hit, Rule, Severity, shown_name
 from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
@@ -37,7 +39,6 @@ from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
 Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied", "errored"]
 """`errored` is keyguard's own failure, never a policy verdict: the adapters record it, `decide` never returns it."""
-CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 
 INJECTION_MISSING = Rule(
     id="injection-missing",
@@ -140,23 +141,15 @@ def _ephemeral_names(old: Any) -> frozenset[str]:
     return frozenset(c["name"] for c in containers if isinstance(c, dict) and isinstance(c.get("name"), str))
 
 
-def _missing_injection(operations: list[PatchOperation]) -> Finding:
-    places = sorted({"/".join(op["path"].split("/")[:3]) for op in operations})
+def _missing_injection(missing: Mapping[str, int]) -> Finding:
+    """`missing`: how many changes the injection still needs, by the part of the pod they go to."""
+    places = sorted(missing)
     return Finding(
         rule=INJECTION_MISSING,
         path="spec",
-        message=f"{INJECTION_MISSING.title}: {len(operations)} change(s) pending at {', '.join(places)} "
+        message=f"{INJECTION_MISSING.title}: {sum(missing.values())} change(s) pending at {', '.join(places)} "
         f"[{INJECTION_MISSING.id}]",
     )
-
-
-def _pod_name(request: AdmissionRequest, pod: Mapping[str, Any]) -> str:
-    metadata = pod.get("metadata")
-    if isinstance(metadata, dict):
-        name = metadata.get("name") or metadata.get("generateName")
-        if isinstance(name, str) and name:
-            return shown_name(name)
-    return shown_name(request.get("name") or "(unnamed)")
 
 
 def _verdict(
@@ -180,50 +173,83 @@ def _verdict(
     return Decision(True, outcome, profile.name, profile.mode, tuple(findings), tuple(patch), warnings)
 
 
-def decide(
+class PodUnderReview(NamedTuple):
+    """What the gate lets through to a decision: a Flyte task pod, its namespace, the name messages show, and for
+    an `ephemeralcontainers` update the names of the ephemeral containers admitted before (None for a create)."""
+
+    pod: JSONObject
+    namespace: str
+    name: str
+    admitted_ephemeral: frozenset[str] | None = None
+
+
+IGNORED = Decision(True, "ignored")
+
+
+def _namespace_of(pod: Mapping[str, Any], given: object) -> str:
+    metadata = pod.get("metadata")
+    namespace = given or (metadata.get("namespace") if isinstance(metadata, dict) else "")
+    return namespace if isinstance(namespace, str) else ""
+
+
+def _name_of(pod: Mapping[str, Any], given: object) -> str:
+    metadata = pod.get("metadata")
+    if isinstance(metadata, dict):
+        name = metadata.get("name") or metadata.get("generateName")
+        if isinstance(name, str) and name:
+            return shown_name(name)
+    return shown_name(given if isinstance(given, str) and given else "(unnamed)")
+
+
+def gate(policy: Policy, request: AdmissionRequest) -> PodUnderReview | None:
+    """The request's pod when keyguard decides on it: a core/v1 Pod being created (no subresource), or gaining
+    ephemeral containers, that the policy's selection calls a Flyte task pod. None: answer `ignored`."""
+    kind = request.get("kind")
+    if not isinstance(kind, dict) or kind.get("kind") != "Pod" or kind.get("group", "") != "":
+        return None
+    pod = request.get("object")
+    if not isinstance(pod, dict):
+        return None
+    operation, subresource = request.get("operation"), request.get("subResource") or ""
+    creating = operation == "CREATE" and subresource == ""
+    debugging = operation == "UPDATE" and subresource == "ephemeralcontainers"
+    if not (creating or debugging) or not is_flyte_task_pod(policy.selection, pod):
+        return None
+    return PodUnderReview(
+        pod,
+        _namespace_of(pod, request.get("namespace")),
+        _name_of(pod, request.get("name")),
+        _ephemeral_names(request.get("oldObject")) if debugging else None,
+    )
+
+
+def decide_pod(
     policy: Policy,
-    request: AdmissionRequest,
+    review: PodUnderReview,
     *,
     mutate: bool = True,
     namespace_labels: Mapping[str, str] | None = None,
     today: date | None = None,
     force_profile: str | None = None,
 ) -> Decision:
-    """Decide one AdmissionRequest. `mutate=False` is the validating twin: same checks, no patch, and a pod
-    that still lacks the injection is itself a finding. `force_profile` (offline use) skips profile matching."""
-    kind = request.get("kind")
-    if not isinstance(kind, dict) or kind.get("kind") != "Pod" or kind.get("group", "") != "":
-        return Decision(True, "ignored")
-    pod = request.get("object")
-    operation, subresource = request.get("operation"), request.get("subResource") or ""
-    if not isinstance(pod, dict):
-        return Decision(True, "ignored")
-    creating = operation == "CREATE" and subresource == ""
-    debugging = operation == "UPDATE" and subresource == "ephemeralcontainers"
-    if not (creating or debugging) or not is_flyte_task_pod(policy.selection, pod):
-        return Decision(True, "ignored")
-    metadata = pod.get("metadata")
-    namespace = request.get("namespace") or (metadata.get("namespace") if isinstance(metadata, dict) else "")
-    namespace = namespace if isinstance(namespace, str) else ""
+    """The decision on a pod the gate let through: exemption, profile, findings, injection, then the mode."""
+    pod, namespace = review.pod, review.namespace
     exemption = None
     if policy.exemptions:
         exemption = find_exemption(policy, namespace=namespace, pod=pod, today=today or datetime.now(UTC).date())
     if exemption is not None:
         message = f"exempt until {exemption.expires.isoformat()} (owner {exemption.owner})"
         return Decision(True, "exempt", message=message)
-    if force_profile is not None:
-        profile = policy.profile(force_profile)
-        if profile is None:
-            raise KeyError(force_profile)
-    else:
-        profile = choose_profile(policy, namespace=namespace, pod=pod, namespace_labels=namespace_labels)
+    profile = (
+        policy.named_profile(force_profile)
+        if force_profile is not None
+        else choose_profile(policy, namespace=namespace, pod=pod, namespace_labels=namespace_labels)
+    )
     if profile is None:
         return Decision(True, "unmatched")
-    pod_label = f"pod {shown_name(namespace)}/{_pod_name(request, pod)}"
-    if debugging:
-        findings = find_plaintext_credentials(
-            pod, kinds=("ephemeralContainers",), skip=_ephemeral_names(request.get("oldObject"))
-        )
+    pod_label = f"pod {shown_name(namespace)}/{review.name}"
+    if review.admitted_ephemeral is not None:
+        findings = find_plaintext_credentials(pod, kinds=("ephemeralContainers",), skip=review.admitted_ephemeral)
         return _verdict(profile, findings, [], [], pod_label)
     findings = find_plaintext_credentials(pod)
     findings.extend(cross_environment(pod, profile, policy))
@@ -235,17 +261,30 @@ def decide(
         if mutate:
             patch = injection.operations
         else:
-            # The record annotations (profile, policy version) may lag a later policy edit, and a file mode
-            # repair is judged by whether the containers can read (below); neither is a missing injection.
-            # Volumes, mounts, env, renderer and service account are.
-            repairs = {id(op) for op in injection.repairs}
-            pending = [
-                op for op in injection.operations if not op["path"].startswith("/metadata") and id(op) not in repairs
-            ]
-            if pending:
-                findings.append(_missing_injection(pending))
-            findings.extend(unreadable_credentials(pod, profile))
+            if injection.missing:
+                findings.append(_missing_injection(injection.missing))
+            findings.extend(unreadable_credentials(pod, profile))  # what a mode repair would fix
     return _verdict(profile, findings, patch, injection.notes, pod_label)
+
+
+def decide(
+    policy: Policy,
+    request: AdmissionRequest,
+    *,
+    mutate: bool = True,
+    namespace_labels: Mapping[str, str] | None = None,
+    today: date | None = None,
+    force_profile: str | None = None,
+) -> Decision:
+    """Decide one AdmissionRequest: the gate, then the decision on the pod. `mutate=False` is the validating twin:
+    same checks, no patch, and a pod that still lacks the injection is itself a finding. `force_profile` (offline
+    use) skips profile matching."""
+    review = gate(policy, request)
+    if review is None:
+        return IGNORED
+    return decide_pod(
+        policy, review, mutate=mutate, namespace_labels=namespace_labels, today=today, force_profile=force_profile
+    )
 
 
 def check_pod(
@@ -258,17 +297,15 @@ def check_pod(
     today: date | None = None,
     mutate: bool = True,
 ) -> Decision:
-    """Exactly what the webhook would decide for a CREATE of `pod` in `namespace` (offline use).
+    """Exactly what the webhook would decide for a CREATE of `pod` in `namespace` (offline use): the gate's
+    question for a create is only whether it is a Flyte task pod.
 
-    `profile` forces a profile by name (the CLI's --profile); an unknown name raises KeyError. `mutate=False` is
-    the validating webhook's view, for pods already stored: a Flyte task pod that lacks the injection is a
+    `profile` forces a profile by name (the CLI's --profile); an unknown name raises UnknownProfile. `mutate=False`
+    is the validating webhook's view, for pods already stored: a Flyte task pod that lacks the injection is a
     finding (`injection-missing`)."""
-    request: AdmissionRequest = {
-        "uid": "offline",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "operation": "CREATE",
-        "namespace": namespace,
-        "object": pod,
-    }
-    return decide(policy, request, mutate=mutate, namespace_labels=namespace_labels, today=today, force_profile=profile)
+    if not is_flyte_task_pod(policy.selection, pod):
+        return IGNORED
+    review = PodUnderReview(pod, _namespace_of(pod, namespace), _name_of(pod, None))
+    return decide_pod(
+        policy, review, mutate=mutate, namespace_labels=namespace_labels, today=today, force_profile=profile
+    )

@@ -17,3 +17,15 @@ class BadReview(KeyguardError):
     """A body is not a usable admission.k8s.io/v1 AdmissionReview request (HTTP 400, `keyguard review` exit 2).
 
     The message names the field and the reason, never the value."""
+
+
+class UnknownProfile(UsageError):
+    """A profile was asked for by name (`--profile`) that the policy does not define."""
+
+
+class ClusterError(KeyguardError):
+    """The Kubernetes API server, or the kubeconfig to reach it, failed a cluster command (exit 2, says what)."""
+
+
+class CertificateReloadError(KeyguardError):
+    """The running server cannot use the certificate files it watches; it keeps serving the last good pair."""

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.admission_types import PatchOperation
+from webhook.admission_types import CONTAINER_KINDS, PatchOperation
 from webhook.credential_files import CREDENTIAL_FILE_MODE
 from webhook.findings import Finding, Rule, Severity, shown_name
 from webhook.json_pointer import add, pointer, remove, replace
@@ -64,14 +64,24 @@ SERVICE_ACCOUNT_NOT_ALLOWED = Rule(
 @dataclass(slots=True)
 class Injection:
     """What planning produced: operations to apply, conflicts that forbid injecting, and notes for the user.
-    `repairs` (also in `operations`, in their place) bring keyguard's own volume, left by an earlier keyguard or a
-    copied pod, back to the mode every task can read; the validating view reports an unreadable file
-    (webhook/readability.py) instead of counting them as a missing injection."""
+
+    Every operation is in `operations`, in patch order. Those that put the injection in place are also counted in
+    `missing`, by the part of the pod they change (`/spec/volumes`, `/spec/containers`,
+    `/spec/serviceAccountName`...): what the validating view reports as `injection-missing`. The others are not a
+    missing injection: the record annotations (profile, policy version) may lag a
+    later policy edit, and a repair of the mode of keyguard's own volume (left by an earlier keyguard or a copied
+    pod) is judged by whether the containers can read (webhook/readability.py)."""
 
     operations: list[PatchOperation] = field(default_factory=list)
-    repairs: list[PatchOperation] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
     conflicts: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def inject(self, place: str, operations: list[PatchOperation]) -> None:
+        """Operations that put part of the injection in place at `place`."""
+        self.operations += operations
+        missing = self.missing
+        missing[place] = missing.get(place, 0) + len(operations)
 
 
 def _list(value: Any) -> list[Any]:
@@ -257,7 +267,7 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
             continue
         name = _str(volume.get("name"))
         if name in drop:
-            injection.operations.append(remove(f"/spec/volumes/{index}"))
+            injection.inject("/spec/volumes", [remove(f"/spec/volumes/{index}")])
         elif name in (CREDS_VOLUME, TMPFS_VOLUME, IDENTITY_VOLUME):
             # A second copy (another mutating webhook may add one; pod validation runs after admission) is a
             # clash too: keyguard cannot tell which of the two the kubelet would mount.
@@ -268,16 +278,15 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
                 and (secret := _dict(volume.get("secret"))).get("defaultMode") != CREDENTIAL_FILE_MODE
             ):
                 op = replace if "defaultMode" in secret else add
-                repair = op(f"/spec/volumes/{index}/secret/defaultMode", CREDENTIAL_FILE_MODE)
-                injection.operations.append(repair)  # here, before removals below this index shift it
-                injection.repairs.append(repair)
+                # a repair, not a missing injection; here, before removals below this index shift it
+                injection.operations.append(op(f"/spec/volumes/{index}/secret/defaultMode", CREDENTIAL_FILE_MODE))
             missing.pop(name, None)
     if not missing:
         return
     if not isinstance(volumes, list):
-        injection.operations.append(add("/spec/volumes", list(missing.values())))
+        injection.inject("/spec/volumes", [add("/spec/volumes", list(missing.values()))])
     else:
-        injection.operations.extend(add("/spec/volumes/-", v) for v in missing.values())
+        injection.inject("/spec/volumes", [add("/spec/volumes/-", v) for v in missing.values()])
 
 
 def _plan_container(
@@ -289,7 +298,8 @@ def _plan_container(
     env: list[dict[str, str]],
     injection: Injection,
 ) -> None:
-    base = f"/spec/{kind}/{index}"
+    place = f"/spec/{kind}"
+    base = f"{place}/{index}"
     raw_name = container.get("name")
     name = raw_name if isinstance(raw_name, str) else f"#{index}"
     mounts = container.get("volumeMounts")
@@ -304,7 +314,7 @@ def _plan_container(
             continue
         mount_name, mount_path = _str(mount.get("name")), _str(mount.get("mountPath"))
         if mount_name in drop:
-            injection.operations.append(remove(f"{base}/volumeMounts/{j}"))
+            injection.inject(place, [remove(f"{base}/volumeMounts/{j}")])
         elif mount_name in wanted:
             want = wanted[mount_name]
             if (
@@ -319,16 +329,16 @@ def _plan_container(
             _conflict(injection, f"spec.{kind}[{index}].volumeMounts[{j}]", f"mount at {mount_path}", name)
     if kind != "ephemeralContainers" and missing:
         if not isinstance(mounts, list):
-            injection.operations.append(add(f"{base}/volumeMounts", list(missing.values())))
+            injection.inject(place, [add(f"{base}/volumeMounts", list(missing.values()))])
         else:
-            injection.operations.extend(add(f"{base}/volumeMounts/-", m) for m in missing.values())
+            injection.inject(place, [add(f"{base}/volumeMounts/-", m) for m in missing.values()])
     if kind == "ephemeralContainers" or name in WRITERS:
         return
-    _plan_env(base, name, container, env, injection)
+    _plan_env(place, base, name, container, env, injection)
 
 
 def _plan_env(
-    base: str, name: str, container: dict[str, Any], entries: list[dict[str, str]], injection: Injection
+    place: str, base: str, name: str, container: dict[str, Any], entries: list[dict[str, str]], injection: Injection
 ) -> None:
     """Add each variable the container lacks; one it sets itself is left alone, with a note when it differs."""
     env = container.get("env")
@@ -346,9 +356,9 @@ def _plan_env(
     if not missing:
         return
     if isinstance(env, list):
-        injection.operations.extend(add(f"{base}/env/-", entry) for entry in missing)
+        injection.inject(place, [add(f"{base}/env/-", entry) for entry in missing])
     else:
-        injection.operations.append(add(f"{base}/env", missing))
+        injection.inject(place, [add(f"{base}/env", missing)])
 
 
 def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
@@ -372,10 +382,10 @@ def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injecti
     if not missing:
         return
     if not isinstance(spec.get("initContainers"), list) or not init:
-        injection.operations.append(add("/spec/initContainers", missing))
+        injection.inject("/spec/initContainers", [add("/spec/initContainers", missing)])
         return
     at = found[RENDERER_NAME] + 1 if RENDERER_NAME in found else 0
-    injection.operations.extend(add(f"/spec/initContainers/{at + n}", c) for n, c in enumerate(missing))
+    injection.inject("/spec/initContainers", [add(f"/spec/initContainers/{at + n}", c) for n, c in enumerate(missing)])
 
 
 def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
@@ -383,9 +393,9 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
     current = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     if current == "default":
         op = replace if "serviceAccountName" in spec else add
-        injection.operations.append(op("/spec/serviceAccountName", policy.name))
+        injection.inject("/spec/serviceAccountName", [op("/spec/serviceAccountName", policy.name)])
         if "serviceAccount" in spec:
-            injection.operations.append(replace("/spec/serviceAccount", policy.name))
+            injection.inject("/spec/serviceAccount", [replace("/spec/serviceAccount", policy.name)])
     elif current != policy.name and current not in policy.allowed:
         shown = shown_name(current)
         injection.conflicts.append(
@@ -399,7 +409,7 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
         )
     if not policy.api_access and spec.get("automountServiceAccountToken") is not False:
         op = replace if "automountServiceAccountToken" in spec else add
-        injection.operations.append(op("/spec/automountServiceAccountToken", False))
+        injection.inject("/spec/automountServiceAccountToken", [op("/spec/automountServiceAccountToken", False)])
 
 
 def _plan_annotations(pod: Mapping[str, Any], profile: Profile, policy_version: str, injection: Injection) -> None:
@@ -435,7 +445,7 @@ def plan_injection(pod: Mapping[str, Any], profile: Profile, *, policy_version: 
     _plan_volumes(spec, profile, drop, injection)
     all_env = _parts(profile).env
     env = all_env.get(_project(pod), all_env[None])
-    for kind in ("initContainers", "containers", "ephemeralContainers"):
+    for kind in CONTAINER_KINDS:
         for index, container in enumerate(_list(spec.get(kind))):
             if isinstance(container, dict):
                 _plan_container(kind, index, container, profile, drop, env, injection)

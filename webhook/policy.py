@@ -20,7 +20,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from webhook.errors import PolicyError
+from webhook.errors import PolicyError, UnknownProfile
 
 API_VERSION = "keyguard.flyte.org/v1"
 FLYTE_SECRETS_DIR = "/etc/flyte/secrets"
@@ -239,6 +239,14 @@ class Policy(_Model):
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
 
+    def named_profile(self, name: str) -> Profile:
+        """The profile called `name`; UnknownProfile (listing the names there are) when there is none."""
+        profile = self.profile(name)
+        if profile is None:
+            names = ", ".join(p.name for p in self.profiles) or "none"
+            raise UnknownProfile(f"--profile {name}: no such profile in the policy (profiles: {names})")
+        return profile
+
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
     text = ""
@@ -270,14 +278,19 @@ def parse_policy_text(text: str, source: str) -> Policy:
     return parse_policy(data, source)
 
 
-def load_policy(path: Path) -> Policy:
-    """Read and validate a policy file; any problem becomes a PolicyError naming the file."""
+def read_policy_text(path: Path) -> str:
+    """A policy file's text; unreadable or not UTF-8 is a PolicyError naming the file (the CLI and the server's
+    reload both read through here, so they say the same thing)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
         raise PolicyError(f"{path}: cannot read policy: {reason}") from None
-    return parse_policy_text(text, str(path))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; any problem becomes a PolicyError naming the file."""
+    return parse_policy_text(read_policy_text(path), str(path))
 
 
 def default_policy() -> Policy:

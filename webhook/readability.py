@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.admission_types import CREATED_CONTAINER_KINDS
 from webhook.credential_files import CREDENTIAL_FILE_MODE
 from webhook.findings import Finding, Rule, Severity
 from webhook.injection import CREDS_VOLUME, RENDERER_NAME, RENDERER_UID, WRITERS
@@ -111,7 +112,7 @@ def rendered_file(pod_context: Mapping[str, Any], renderer: Identity) -> FileOwn
 
 
 def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, int, Mapping[str, Any]]]:
-    for kind in ("initContainers", "containers"):
+    for kind in CREATED_CONTAINER_KINDS:
         for index, container in enumerate(_list(spec.get(kind))):
             if isinstance(container, dict):
                 yield kind, index, container

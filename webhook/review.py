@@ -73,6 +73,12 @@ def parse_review(body: bytes | str) -> AdmissionRequest:
         if str(error).startswith("depth limit exceeded"):
             raise BadReview(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
         raise BadReview(f"body is not valid JSON (at character {error.pos})") from None
+    return review_request(review)
+
+
+def review_request(review: object) -> AdmissionRequest:
+    """The request of an already decoded AdmissionReview (e.g. a YAML document for `keyguard check`), checked
+    exactly as `parse_review` checks a body, so a review the webhook refuses is never judged offline."""
     if not isinstance(review, dict):
         raise BadReview("body is not a JSON object")
     if review.get("kind") != "AdmissionReview" or review.get("apiVersion") != API_VERSION:

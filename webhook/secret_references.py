@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.admission_types import CONTAINER_KINDS, CREATED_CONTAINER_KINDS
 from webhook.detection import is_credential_name
 from webhook.findings import Finding, Rule, Severity
 from webhook.policy import Policy, Profile
@@ -76,7 +77,7 @@ def references(pod: Mapping[str, Any]) -> Iterator[Reference]:
     spec = _dict(pod.get("spec"))
     for index, _, secret in _secret_volumes(spec):
         yield Reference(f"spec.volumes[{index}]", None, secret, "volume")
-    for kind in ("initContainers", "containers", "ephemeralContainers"):
+    for kind in CONTAINER_KINDS:
         for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
             name = container.get("name") if isinstance(container.get("name"), str) else f"#{index}"
             where = f"spec.{kind}[{index}]"
@@ -110,7 +111,7 @@ def not_rotatable(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
     ]
     spec = _dict(pod.get("spec"))
     own = {name for _, name, secret in _secret_volumes(spec) if secret == profile.credentials.secret_name}
-    for kind in ("initContainers", "containers"):
+    for kind in CREATED_CONTAINER_KINDS:
         for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
             for j, mount in enumerate(map(_dict, _list(container.get("volumeMounts")))):
                 mounted = mount.get("name")

@@ -54,16 +54,6 @@ class _Loader(CParser, Resolver):
         return Resolver.resolve(self, kind, value, implicit)  # type: ignore[no-untyped-call]
 
 
-def scalar(tag: str, text: str) -> Any:
-    """A scalar's value for a resolved tag, built by PyYAML's own safe constructor."""
-    if tag == _STR:
-        return text
-    method = _SCALARS.get(tag)
-    if method is None:
-        raise Unusual(tag)
-    return method(_CONSTRUCTOR, yaml.ScalarNode(tag, text))
-
-
 def _construct(node: yaml.Node) -> Any:
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):

@@ -20,7 +20,6 @@ from webhook.detection import is_credential_name, scan_env_literal
 
 CONNECTION_KEYS = ("access-key", "secret-key")
 STOW_KEYS = frozenset({"access_key_id", "secret_key", "key", "json", "session_token"})
-FLYTE_SECTIONS = ("storage", "plugins")
 
 
 def looks_like_flyte_config(data: Mapping[str, Any]) -> bool:

@@ -18,8 +18,6 @@ from webhook.check.rules import CONFIG_CREDENTIAL_LITERAL
 from webhook.check.templates import is_literal
 from webhook.detection import ENV_CREDENTIAL_LITERAL, is_credential_name, scan_value
 
-_MIN_VALUE_LENGTH = 20
-
 
 def _items(node: Any) -> Iterator[tuple[str | int, Any]]:
     if isinstance(node, dict):
@@ -64,7 +62,7 @@ def scan_tree(data: Any, prefix: Path = (), reported: frozenset[Path] = frozense
                 message = f"`{where}` holds a literal credential [{CONFIG_CREDENTIAL_LITERAL.id}]"
                 fix = f"remove `{key}` from the file; keep the value in a Kubernetes Secret and reference the Secret"
                 found.append(Located(here, CONFIG_CREDENTIAL_LITERAL, message, fix))
-            elif len(value) >= _MIN_VALUE_LENGTH:
+            else:  # scan_value itself skips values too short to be a key
                 for hit in scan_value(value):
                     message = f"`{where}`: {hit.detail} [{hit.rule.id}]"
                     fix = f"remove the value at `{where}`; keep it in a Kubernetes Secret and reference the Secret"

@@ -16,8 +16,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
-from webhook.admission_types import PatchOperation
-from webhook.engine import CONTAINER_KINDS
+from webhook.admission_types import CONTAINER_KINDS, PatchOperation
 
 REDACTED = "<redacted>"
 

@@ -2,7 +2,8 @@
 
 Pods, PodTemplates, the pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs,
 and AdmissionReviews. A Flyte task pod gets exactly the webhook's decision (`check_pod`, or `decide` for a
-review): a pod it would simply inject is clean; any finding of its decision is a finding here. Any other pod
+review read through `review_request` like a webhook body: a review the webhook refuses with a 400 is an input
+error here, exit 2): a pod it would simply inject is clean; any finding of its decision is a finding here. Any other pod
 (not selected, exempt, unmatched) still has every container scanned: a key written into a manifest has leaked
 into the repository whether or not the pod ever reaches the webhook. A PodTemplate's env that a template fills
 with a credential is a warning: Flyte merges the PodTemplate into every task pod that uses it.
@@ -13,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.admission_types import AdmissionRequest, JSONObject
+from webhook.admission_types import CONTAINER_KINDS, JSONObject
 from webhook.check.model import CheckOptions, Located, Path, parse_engine_path
 from webhook.check.patch_view import injection_diff
 from webhook.check.rules import ENV_CREDENTIAL_TEMPLATED
 from webhook.check.templates import is_placeholder
 from webhook.detection import is_credential_name
-from webhook.engine import CONTAINER_KINDS, Decision, check_pod, decide, find_plaintext_credentials
+from webhook.engine import Decision, check_pod, decide, find_plaintext_credentials
+from webhook.errors import BadReview, UsageError
 from webhook.findings import Finding
+from webhook.review import review_request
 
 # Where each workload kind keeps its pod template (() for a Pod itself).
 TEMPLATE_PATHS: dict[str, Path] = {
@@ -52,9 +55,7 @@ def _namespace(obj: Mapping[str, Any]) -> str:
 
 def is_workload(data: Mapping[str, Any]) -> bool:
     kind = data.get("kind")
-    if kind == "AdmissionReview":
-        return isinstance(data.get("request"), dict)
-    return isinstance(kind, str) and kind in TEMPLATE_PATHS
+    return isinstance(kind, str) and (kind in TEMPLATE_PATHS or kind == "AdmissionReview")
 
 
 def _located(findings: tuple[Finding, ...] | list[Finding], prefix: Path) -> list[Located]:
@@ -116,7 +117,10 @@ def scan_workload(
 ) -> tuple[list[Located], str | None, str | None]:
     """Findings for one workload or AdmissionReview, the injection diff when asked for, or a skip reason."""
     if data.get("kind") == "AdmissionReview":
-        request: AdmissionRequest = data["request"]
+        try:
+            request = review_request(data)
+        except BadReview as error:  # the webhook answers 400 and decides nothing: so does check (exit 2)
+            raise UsageError(f"{label}: {error}") from None
         pod = request.get("object")
         if not isinstance(pod, dict):
             return [], None, "an AdmissionReview without an object"

@@ -1,19 +1,21 @@
 """One way to reach the cluster: a kubeconfig (the given file, $KUBECONFIG, ~/.kube/config) or the in-cluster
-service account; failures become a UsageError (exit 2) that says which and why."""
+service account; failures become a ClusterError (exit 2) that says which and why."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from webhook.errors import UsageError
+from webhook.errors import ClusterError
 
 FIELD_MANAGER = "keyguard"
+PAGE_SIZE = 250
 CONFIG_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
@@ -28,18 +30,36 @@ def api_client(kubeconfig: Path | None = None, context: str | None = None) -> cl
         return api
     except (ConfigException, OSError, TypeError) as error:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise UsageError(f"{where}: cannot load kubeconfig: {error}") from None
+        raise ClusterError(f"{where}: cannot load kubeconfig: {error}") from None
 
 
-def api_error(error: client.ApiException, what: str) -> UsageError:
-    """A readable message from an API error: status, reason and the server's message, never the request body."""
+def describe_api_error(error: client.ApiException) -> str:
+    """The one wording of an API error: `HTTP <status>: <the server's message, else its reason>`, never the
+    request body. Every cluster tool says API failures through here."""
     detail = error.reason or ""
     try:
         body: Any = json.loads(error.body or "{}")
         detail = body.get("message") or detail
     except (ValueError, AttributeError):
         pass
-    return UsageError(f"{what}: HTTP {error.status}: {detail}")
+    return f"HTTP {error.status}: {detail}"
+
+
+def api_error(error: client.ApiException, what: str) -> ClusterError:
+    """A failure that ends the command: what keyguard was doing, then `describe_api_error`."""
+    return ClusterError(f"{what}: {describe_api_error(error)}")
+
+
+def list_pages(list_call: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    """Each page of a `list_*` call as the API's own JSON (no client models: memory stays flat on large clusters)."""
+    token: str | None = None
+    while True:
+        response = list_call(limit=PAGE_SIZE, _continue=token, _preload_content=False)
+        page: dict[str, Any] = json.loads(response.data)
+        yield page
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return
 
 
 APPLY: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": "application/apply-patch+yaml"}

@@ -16,7 +16,7 @@ import contextlib
 import socket
 import ssl
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -26,7 +26,13 @@ from urllib.parse import urlsplit
 from kubernetes import client
 
 from webhook.certs import inspect_pem
-from webhook.cluster.connection import CONFIG_KINDS, api_error, read_webhook_configuration
+from webhook.cluster.connection import (
+    CONFIG_KINDS,
+    api_error,
+    describe_api_error,
+    list_pages,
+    read_webhook_configuration,
+)
 from webhook.cluster.secrets import ROTATED_AT
 from webhook.credential_files import SECRET_KEYS
 from webhook.errors import KeyguardError, UsageError
@@ -62,10 +68,9 @@ class Settings:
 
 @dataclass
 class Report:
-    checks: list[Check] = field(default_factory=list)
+    """Every check's results, in the order run_doctor ran them."""
 
-    def add(self, name: str, status: Status, detail: str) -> None:
-        self.checks.append(Check(name, status, detail))
+    checks: list[Check] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -90,22 +95,22 @@ def _excludes_system_namespaces(selector: Any) -> bool:
     return False
 
 
-def check_webhook(report: Report, kind: str, hook: Any, settings: Settings) -> None:
+def check_webhook(kind: str, hook: Any, settings: Settings) -> Iterator[Check]:
     """Where the webhook points, and whether an outage can only hold back Flyte task pods."""
     name = f"{kind.removesuffix('Configuration')} {hook.name}"
     service = hook.client_config.service
     if service is not None:
         if (service.namespace, service.name) == (settings.namespace, settings.service):
-            report.add(name, "ok", f"points at Service {service.namespace}/{service.name} path {service.path}")
+            yield Check(name, "ok", f"points at Service {service.namespace}/{service.name} path {service.path}")
         else:
-            report.add(
+            yield Check(
                 name,
                 "problem",
                 f"points at Service {service.namespace}/{service.name}, expected "
                 f"{settings.namespace}/{settings.service}: re-apply the manifests",
             )
     else:
-        report.add(name, "warning", f"points at URL {hook.client_config.url}, not at the Service")
+        yield Check(name, "warning", f"points at URL {hook.client_config.url}, not at the Service")
     scoped = bool(hook.match_conditions) or bool(hook.object_selector and hook.object_selector.match_labels)
     timeout = hook.timeout_seconds or 10
     problems = []
@@ -118,9 +123,9 @@ def check_webhook(report: Report, kind: str, hook: Any, settings: Settings) -> N
     if hook.side_effects not in ("None", "NoneOnDryRun"):
         problems.append(f"sideEffects {hook.side_effects}: dry runs will be refused")
     if problems:
-        report.add(f"{name} scope", "warning", "; ".join(problems))
+        yield Check(f"{name} scope", "warning", "; ".join(problems))
     else:
-        report.add(f"{name} scope", "ok", f"failurePolicy {hook.failure_policy}, timeout {timeout} s, Flyte pods only")
+        yield Check(f"{name} scope", "ok", f"failurePolicy {hook.failure_policy}, timeout {timeout} s, Flyte pods only")
 
 
 def _served_chain(url: str) -> bytes:
@@ -150,28 +155,29 @@ def _serving_certificate(core: client.CoreV1Api, hook: Any, settings: Settings) 
     return pem, f"Secret {settings.namespace}/{settings.tls_secret}", f"{service.name}.{service.namespace}.svc"
 
 
-def check_certificate(report: Report, core: client.CoreV1Api, hook: Any, settings: Settings, now: datetime) -> None:
+def check_certificate(core: client.CoreV1Api, hook: Any, settings: Settings, now: datetime) -> Iterator[Check]:
+    """Whether the caBundle verifies the certificate the webhook serves, for the name the API server checks."""
     label = f"certificate for {hook.name}"
     bundle = hook.client_config.ca_bundle
     if not bundle:
-        report.add(label, "problem", "caBundle is empty: run `keyguard certs install` (or install cert-manager)")
+        yield Check(label, "problem", "caBundle is empty: run `keyguard certs install` (or install cert-manager)")
         return
     try:
         pem, source, server_name = _serving_certificate(core, hook, settings)
         ca_pem = base64.b64decode(bundle) if isinstance(bundle, str) else bytes(bundle)
         inspection = inspect_pem(pem, ca_pem, server_name=server_name, now=now, sources=(source, "caBundle"))
     except client.ApiException as error:
-        report.add(label, "warning", f"cannot read the serving certificate: HTTP {error.status} {error.reason}")
+        yield Check(label, "warning", f"cannot read the serving certificate: {describe_api_error(error)}")
         return
     except (OSError, KeyguardError, ValueError) as error:
-        report.add(label, "problem", f"cannot check the serving certificate: {error}")
+        yield Check(label, "problem", f"cannot check the serving certificate: {error}")
         return
     for problem in inspection.problems:
-        report.add(label, "problem", problem)
+        yield Check(label, "problem", problem)
     for warning in inspection.warnings:
-        report.add(label, "warning", warning)
+        yield Check(label, "warning", warning)
     if not inspection.problems:
-        report.add(
+        yield Check(
             label,
             "ok",
             f"caBundle verifies the certificate from {source}; expires {inspection.not_after:%Y-%m-%d} "
@@ -182,35 +188,38 @@ def check_certificate(report: Report, core: client.CoreV1Api, hook: Any, setting
 # --- policy and Flyte namespaces -------------------------------------------------------------------------------
 
 
-def check_policy(report: Report, core: client.CoreV1Api, settings: Settings) -> Policy | None:
+def check_policy(core: client.CoreV1Api, settings: Settings) -> tuple[Policy | None, list[Check]]:
+    """The policy in the ConfigMap (None when it cannot be used: the namespace checks need it) and its checks."""
     label = f"policy ConfigMap {settings.namespace}/{settings.policy_configmap}"
     try:
         configmap = core.read_namespaced_config_map(settings.policy_configmap, settings.namespace)
     except client.ApiException as error:
-        report.add(label, "problem", f"cannot read it: HTTP {error.status} {error.reason}")
-        return None
+        return None, [Check(label, "problem", f"cannot read it: {describe_api_error(error)}")]
     text = (configmap.data or {}).get("policy.yaml")
     if text is None:
-        report.add(label, "problem", "has no key policy.yaml")
-        return None
+        return None, [Check(label, "problem", "has no key policy.yaml")]
     try:
         policy = parse_policy_text(text, "policy.yaml")
     except KeyguardError as error:
-        report.add(label, "problem", f"{error} (keyguard keeps serving the last good policy)")
-        return None
+        return None, [Check(label, "problem", f"{error} (keyguard keeps serving the last good policy)")]
     names = ", ".join(f"{p.name} ({p.mode})" for p in policy.profiles)
-    report.add(label, "ok", f"valid, version {policy.version}: {names}")
-    for warning in policy.warnings:
-        report.add(label, "warning", warning)
-    return policy
+    checks = [Check(label, "ok", f"valid, version {policy.version}: {names}")]
+    checks += [Check(label, "warning", warning) for warning in policy.warnings]
+    return policy, checks
 
 
 def flyte_namespaces(core: client.CoreV1Api, settings: Settings) -> list[tuple[str, dict[str, str]]]:
-    """The namespaces to check: the ones asked for, or every `<project>-<domain>` namespace."""
+    """The namespaces to check: the ones asked for, or every `<project>-<domain>` namespace (listed page by page,
+    like `check --cluster`)."""
     found = []
-    namespaces: list[Any] = core.list_namespace().items
+    try:
+        namespaces = [item for page in list_pages(core.list_namespace) for item in page.get("items") or []]
+    except client.ApiException as error:
+        raise api_error(error, "listing namespaces") from None
     for namespace in namespaces:
-        name, labels = namespace.metadata.name, namespace.metadata.labels or {}
+        metadata = namespace.get("metadata") or {}
+        name: str = metadata.get("name") or ""
+        labels: dict[str, str] = metadata.get("labels") or {}
         if settings.flyte_namespaces:
             if name in settings.flyte_namespaces:
                 found.append((name, labels))
@@ -259,7 +268,7 @@ def secret_age_days(secret: Any, now: datetime) -> int | None:
     return (now - written).days if written is not None else None
 
 
-def check_secret(report: Report, core: client.CoreV1Api, namespace: str, profile: Profile, now: datetime) -> None:
+def check_secret(core: client.CoreV1Api, namespace: str, profile: Profile, now: datetime) -> Check:
     """The credentials Secret: present, with the keys its format needs (names only), not older than maxAgeDays."""
     credentials = profile.credentials
     label = f"{namespace}: Secret {credentials.secret_name}"
@@ -268,31 +277,28 @@ def check_secret(report: Report, core: client.CoreV1Api, namespace: str, profile
         secret = core.read_namespaced_secret(credentials.secret_name, namespace)
     except client.ApiException as error:
         if error.status == 404:
-            report.add(
+            return Check(
                 label, "problem", f"missing: task pods cannot start; `keyguard secret create --namespace {namespace}`"
             )
-        else:
-            report.add(label, "warning", f"cannot read it: HTTP {error.status} {error.reason}")
-    else:
-        keys = sorted((secret.data or {}).keys())  # key names only
-        absent = [k for k in expected if k not in keys]
-        age = secret_age_days(secret, now)
-        max_age = credentials.max_age_days
-        if absent:
-            report.add(label, "problem", f"lacks key(s) {', '.join(absent)} (has: {', '.join(keys) or 'none'})")
-        elif max_age is not None and age is not None and age > max_age:
-            report.add(
-                label,
-                "warning",
-                f"written {age} days ago, more than maxAgeDays {max_age}: rotate the keys at the storage, then "
-                f"`keyguard secret create --namespace {namespace}`",
-            )
-        else:
-            written = f", written {age} days ago" if age is not None else ""
-            report.add(label, "ok", f"keys {', '.join(keys)}{written} (profile {profile.name}, {profile.mode})")
+        return Check(label, "warning", f"cannot read it: {describe_api_error(error)}")
+    keys = sorted((secret.data or {}).keys())  # key names only
+    absent = [k for k in expected if k not in keys]
+    age = secret_age_days(secret, now)
+    max_age = credentials.max_age_days
+    if absent:
+        return Check(label, "problem", f"lacks key(s) {', '.join(absent)} (has: {', '.join(keys) or 'none'})")
+    if max_age is not None and age is not None and age > max_age:
+        return Check(
+            label,
+            "warning",
+            f"written {age} days ago, more than maxAgeDays {max_age}: rotate the keys at the storage, then "
+            f"`keyguard secret create --namespace {namespace}`",
+        )
+    written = f", written {age} days ago" if age is not None else ""
+    return Check(label, "ok", f"keys {', '.join(keys)}{written} (profile {profile.name}, {profile.mode})")
 
 
-def check_identity(report: Report, core: client.CoreV1Api, namespace: str, profile: Profile) -> None:
+def check_identity(core: client.CoreV1Api, namespace: str, profile: Profile) -> Iterator[Check]:
     """A workload-identity environment: no static key Secret, and for GKE the task account's annotation."""
     credentials = profile.credentials
     label = f"{namespace}: Secret {credentials.secret_name}"
@@ -300,11 +306,11 @@ def check_identity(report: Report, core: client.CoreV1Api, namespace: str, profi
         core.read_namespaced_secret(credentials.secret_name, namespace)
     except client.ApiException as error:
         if error.status != 404:
-            report.add(label, "warning", f"cannot read it: HTTP {error.status} {error.reason}")
+            yield Check(label, "warning", f"cannot read it: {describe_api_error(error)}")
         else:
-            report.add(label, "ok", f"absent: profile {profile.name} uses {credentials.format}, no static keys")
+            yield Check(label, "ok", f"absent: profile {profile.name} uses {credentials.format}, no static keys")
     else:
-        report.add(
+        yield Check(
             label, "problem", f"static keys in a {credentials.format} environment: delete the Secret and rotate them"
         )
     if credentials.gke is None:
@@ -314,11 +320,11 @@ def check_identity(report: Report, core: client.CoreV1Api, namespace: str, profi
         metadata = core.read_namespaced_service_account(account, namespace).metadata
         annotations = (metadata.annotations if metadata is not None else None) or {}
     except client.ApiException as error:
-        report.add(f"{namespace}: ServiceAccount {account}", "warning", f"cannot read it: HTTP {error.status}")
+        yield Check(f"{namespace}: ServiceAccount {account}", "warning", f"cannot read it: {describe_api_error(error)}")
         return
     bound = annotations.get(GKE_ANNOTATION)
     status: Status = "ok" if bound == credentials.gke.service_account else "problem"
-    report.add(
+    yield Check(
         f"{namespace}: workload identity",
         status,
         f"{GKE_ANNOTATION} is {bound or 'not set'}; profile {profile.name} expects {credentials.gke.service_account}",
@@ -326,43 +332,38 @@ def check_identity(report: Report, core: client.CoreV1Api, namespace: str, profi
 
 
 def check_namespace(
-    report: Report,
     core: client.CoreV1Api,
     rbac: client.RbacAuthorizationV1Api,
     namespace: str,
     profile: Profile,
     cluster_bindings: list[Any],
     now: datetime,
-) -> None:
+) -> Iterator[Check]:
     """The namespace's Secret (key names only, and its age against the profile's maxAgeDays), task service account
     and what is bound to it; the ClusterRoleBindings are listed once per run by the caller."""
     credentials, account = profile.credentials, profile.service_account.name
     if not credentials.uses_secret:
-        check_identity(report, core, namespace, profile)
+        yield from check_identity(core, namespace, profile)
     else:
-        check_secret(report, core, namespace, profile, now)
+        yield check_secret(core, namespace, profile, now)
     label = f"{namespace}: ServiceAccount {account}"
     try:
         sa = core.read_namespaced_service_account(account, namespace)
     except client.ApiException as error:
-        status: Status = "problem" if error.status == 404 else "warning"
-        report.add(
-            label,
-            status,
-            "missing: apply manifests/flyte-environments for this project"
-            if error.status == 404
-            else f"cannot read it: HTTP {error.status} {error.reason}",
-        )
+        if error.status == 404:
+            yield Check(label, "problem", "missing: apply manifests/flyte-environments for this project")
+        else:
+            yield Check(label, "warning", f"cannot read it: {describe_api_error(error)}")
         return
     grants = _bindings_for(rbac, namespace, account, cluster_bindings)
     if grants and not profile.service_account.api_access:
-        report.add(
+        yield Check(
             label, "problem", f"over-privileged: {'; '.join(grants)}; task service accounts are bound to nothing"
         )
     elif sa.automount_service_account_token is not False and not profile.service_account.api_access:
-        report.add(label, "warning", "automountServiceAccountToken is not false (keyguard removes the token anyway)")
+        yield Check(label, "warning", "automountServiceAccountToken is not false (keyguard removes the token anyway)")
     else:
-        report.add(label, "ok", "bound to nothing, no API token")
+        yield Check(label, "ok", "bound to nothing, no API token")
 
 
 # --- does it answer? --------------------------------------------------------------------------------------------
@@ -387,23 +388,22 @@ def probe_pod(namespace: str) -> dict[str, Any]:
     }
 
 
-def check_answers(report: Report, core: client.CoreV1Api, namespace: str) -> None:
+def check_answers(core: client.CoreV1Api, namespace: str) -> Check:
     """A server-side dry run of a Flyte task pod: goes through the API server and both webhooks, stores nothing."""
     label = f"admission in {namespace}"
     try:
         answer: Any = core.create_namespaced_pod(namespace, cast(Any, probe_pod(namespace)), dry_run="All")
     except client.ApiException as error:
-        detail = api_error(error, "dry-run of a Flyte task pod")
-        report.add(label, "problem", str(detail))
-        return
+        return Check(label, "problem", f"dry-run of a Flyte task pod: {describe_api_error(error)}")
     annotations = answer.metadata.annotations or {}
     if ANNOTATION_PROFILE in annotations:
-        report.add(label, "ok", f"a dry-run Flyte task pod was injected (profile {annotations[ANNOTATION_PROFILE]})")
-    else:
-        report.add(label, "problem", "a dry-run Flyte task pod was admitted without keyguard's injection")
+        return Check(label, "ok", f"a dry-run Flyte task pod was injected (profile {annotations[ANNOTATION_PROFILE]})")
+    return Check(label, "problem", "a dry-run Flyte task pod was admitted without keyguard's injection")
 
 
 def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | None = None) -> Report:
+    """Every check, in an admin's order: webhook configurations and certificates, policy, each Flyte namespace,
+    then a dry run through the API server. Each check returns its results; this is the only place they meet."""
     now = now or datetime.now(UTC)
     report = Report()
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
@@ -411,18 +411,16 @@ def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | Non
     for kind in CONFIG_KINDS:
         configuration = read_webhook_configuration(admission, kind, settings.configuration)
         if configuration is None:
-            report.add(f"{kind} {settings.configuration}", "problem", "missing: apply the manifests")
+            report.checks.append(Check(f"{kind} {settings.configuration}", "problem", "missing: apply the manifests"))
             continue
         for hook in configuration.webhooks or []:
-            check_webhook(report, kind, hook, settings)
-            check_certificate(report, core, hook, settings, now)
-    policy = check_policy(report, core, settings)
-    try:
-        namespaces = flyte_namespaces(core, settings)
-    except client.ApiException as error:
-        raise api_error(error, "listing namespaces") from None
+            report.checks += check_webhook(kind, hook, settings)
+            report.checks += check_certificate(core, hook, settings, now)
+    policy, policy_checks = check_policy(core, settings)
+    report.checks += policy_checks
+    namespaces = flyte_namespaces(core, settings)
     if not namespaces:
-        report.add("Flyte namespaces", "warning", "none found (<project>-<domain>); pass --namespace")
+        report.checks.append(Check("Flyte namespaces", "warning", "none found (<project>-<domain>); pass --namespace"))
     try:
         cluster_bindings: list[Any] = rbac.list_cluster_role_binding().items if namespaces else []
     except client.ApiException as error:
@@ -430,9 +428,11 @@ def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | Non
     for namespace, labels in namespaces:
         profile = choose_profile(policy, namespace=namespace, pod={}, namespace_labels=labels) if policy else None
         if profile is None:
-            report.add(namespace, "warning", "no profile of the policy matches: its task pods are not injected")
+            report.checks.append(
+                Check(namespace, "warning", "no profile of the policy matches: its task pods are not injected")
+            )
             continue
-        check_namespace(report, core, rbac, namespace, profile, cluster_bindings, now)
+        report.checks += check_namespace(core, rbac, namespace, profile, cluster_bindings, now)
     if namespaces:
-        check_answers(report, core, namespaces[0][0])
+        report.checks.append(check_answers(core, namespaces[0][0]))
     return report

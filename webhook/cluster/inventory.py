@@ -8,7 +8,6 @@ ClusterRole `keyguard-auditor` in manifests/ grants exactly that and nothing on 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -16,9 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
-from webhook.cluster.connection import api_error
-
-PAGE_SIZE = 250
+from webhook.cluster.connection import api_error, list_pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,23 +40,12 @@ SOURCES = (
 RBAC = "list " + ", ".join(sorted({s.plural.replace("_", "") + "s" for s in SOURCES} | {"namespaces"}))
 
 
-def _pages(list_call: Callable[..., Any]) -> Iterator[dict[str, Any]]:
-    token: str | None = None
-    while True:
-        response = list_call(limit=PAGE_SIZE, _continue=token, _preload_content=False)
-        page: dict[str, Any] = json.loads(response.data)
-        yield page
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return
-
-
 def namespace_labels(api: client.ApiClient, namespaces: Sequence[str] = ()) -> dict[str, dict[str, str]]:
     """Every namespace's labels (for profiles that match on them); `list namespaces`."""
     try:
         found = {
             item["metadata"]["name"]: item["metadata"].get("labels") or {}
-            for page in _pages(client.CoreV1Api(api).list_namespace)
+            for page in list_pages(client.CoreV1Api(api).list_namespace)
             for item in page.get("items") or []
         }
     except client.ApiException as error:
@@ -79,7 +65,7 @@ def objects(api: client.ApiClient, namespaces: Sequence[str] = ()) -> Iterator[t
                 call = partial(getattr(group, f"list_namespaced_{source.plural}"), namespace)
 
             try:
-                for page in _pages(call):
+                for page in list_pages(call):
                     for item in page.get("items") or []:
                         item.setdefault("apiVersion", source.api_version)
                         item.setdefault("kind", source.kind)

@@ -1,4 +1,4 @@
-"""`keyguard certs`: create, rotate and inspect the webhook's CA and serving certificate on disk.
+"""`keyguard certs`: create, rotate and inspect the webhook's CA and serving certificate on disk, and publish them.
 
 Made for two jobs: `make run` needs certificates for localhost without openssl incantations, and an admin without
 cert-manager needs the routine serving rotation and the three-step CA roll-over to be one command each, with the

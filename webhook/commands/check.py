@@ -96,9 +96,8 @@ def counted(items: Iterator[T], stream: TextIO, every: int = 200) -> Iterator[T]
 
 def run(args: argparse.Namespace) -> int:
     policy = load_policy_argument(args)
-    if args.profile is not None and policy.profile(args.profile) is None:
-        names = ", ".join(p.name for p in policy.profiles) or "none"
-        raise UsageError(f"--profile {args.profile}: no such profile in the policy (profiles: {names})")
+    if args.profile is not None:
+        policy.named_profile(args.profile)  # refuse an unknown name before reading any input
     if args.paths.count("-") > 1:
         raise UsageError("- (stdin) can be given only once")
     if bool(args.paths) == args.cluster:

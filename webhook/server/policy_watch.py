@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 
 from webhook.errors import PolicyError
-from webhook.policy import Policy, default_policy, parse_policy_text
+from webhook.policy import Policy, default_policy, parse_policy_text, read_policy_text
 
 
 class PolicyHolder:
@@ -22,25 +22,17 @@ class PolicyHolder:
         self.policy: Policy = default_policy() if path is None else self._load_first(path)
 
     def _load_first(self, path: Path) -> Policy:
-        text = self._read(path)
+        text = read_policy_text(path)
         policy = parse_policy_text(text, str(path))
         self._digest = hashlib.sha256(text.encode()).hexdigest()
         return policy
-
-    @staticmethod
-    def _read(path: Path) -> str:
-        try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
-            raise PolicyError(f"{path}: cannot read policy: {reason}") from None
 
     def reload_if_changed(self) -> bool | None:
         """True: a new policy is in force. False: the file changed but is invalid. None: nothing changed."""
         if self.path is None:
             return None
         try:
-            text = self._read(self.path)
+            text = read_policy_text(self.path)
         except PolicyError as error:
             return self._failed(str(error), digest=None)
         digest = hashlib.sha256(text.encode()).hexdigest()

@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from webhook import certs
-from webhook.errors import UsageError
+from webhook.errors import CertificateReloadError, UsageError
 
 # Forward-secret AEAD suites for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults), as Mozilla's "intermediate".
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -77,27 +77,33 @@ class CertificateReloader:
             return self.cert_file.read_bytes(), self.key_file.read_bytes()
         except OSError as error:
             name = error.filename or self.cert_file
-            raise UsageError(f"{name}: cannot read: {error.strerror or type(error).__name__}") from None
+            raise CertificateReloadError(f"{name}: cannot read: {error.strerror or type(error).__name__}") from None
 
     def _load_into(self, context: ssl.SSLContext, snapshot: tuple[bytes, bytes]) -> datetime:
         """Check the pair read in `snapshot`, load the files into `context`, and return the leaf's notAfter."""
         cert_pem, key_pem = snapshot
-        leaf = certs.load_certificates(cert_pem, source=str(self.cert_file))[0]
-        if not certs.key_matches(key_pem, leaf):
-            raise UsageError(f"{self.key_file}: not the private key of {self.cert_file}")
+        try:
+            leaf = certs.load_certificates(cert_pem, source=str(self.cert_file))[0]
+            matches = certs.key_matches(key_pem, leaf)
+        except UsageError as error:  # the certificate code's own refusal, for files it was handed
+            raise CertificateReloadError(str(error)) from None
+        if not matches:
+            raise CertificateReloadError(f"{self.key_file}: not the private key of {self.cert_file}")
         try:
             context.load_cert_chain(self.cert_file, self.key_file)
         except ssl.SSLError as error:
-            raise UsageError(f"{self.cert_file}: cannot load: {error.reason or error.strerror}") from None
+            raise CertificateReloadError(f"{self.cert_file}: cannot load: {error.reason or error.strerror}") from None
         except OSError as error:
-            raise UsageError(f"{self.cert_file}: cannot load: {error.strerror or type(error).__name__}") from None
+            raise CertificateReloadError(
+                f"{self.cert_file}: cannot load: {error.strerror or type(error).__name__}"
+            ) from None
         return leaf.not_valid_after_utc
 
     def reload_if_changed(self) -> bool | None:
         """Swap to the files' certificate if their bytes changed and the pair is usable; see the class docstring."""
         try:
             snapshot = self._read()
-        except UsageError as error:
+        except CertificateReloadError as error:
             return self._reject(str(error))
         if snapshot == self._snapshot:
             self._rejected = self.last_error = None
@@ -105,7 +111,7 @@ class CertificateReloader:
         context = server_context()
         try:
             not_after = self._load_into(context, snapshot)
-        except UsageError as error:
+        except CertificateReloadError as error:
             return None if self._changing(snapshot) else self._reject(str(error), snapshot)
         if self._changing(snapshot):
             return None
@@ -118,7 +124,7 @@ class CertificateReloader:
         """Whether the files no longer hold `snapshot` (a writer is at work): look again at the next poll."""
         try:
             return self._read() != snapshot
-        except UsageError:
+        except CertificateReloadError:
             return True
 
     def _reject(self, message: str, snapshot: tuple[bytes, bytes] | None = None) -> bool | None:
