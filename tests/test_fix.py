@@ -16,8 +16,8 @@ import yaml
 from tests import fake_credentials as fake
 from tests.flyte_values import CHARTS, with_literals
 from tests.leaks import assert_not_leaked
-from webhook.check import CheckOptions, check_paths
-from webhook.check.model import render_path
+from webhook.check.model import CheckOptions, render_path
+from webhook.check.scan import check_paths
 from webhook.cli import main
 from webhook.fix import BINARY_SECRET_KEY, CORE_SECRET_KEY, MASK, parse_path, plan_fix
 from webhook.policy import default_policy

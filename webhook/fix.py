@@ -35,8 +35,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from webhook.check import CheckFinding, CheckOptions, check_objects
-from webhook.check.model import render_path
+from webhook.check.model import CheckFinding, CheckOptions, render_path
+from webhook.check.scan import check_objects
 from webhook.errors import UsageError
 
 Part = str | int

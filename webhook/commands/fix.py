@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webhook.check import CheckOptions, check_paths
+from webhook.check.model import CheckOptions
+from webhook.check.scan import check_paths
 from webhook.commands.common import add_cluster_arguments, add_policy_argument, load_policy_argument
 from webhook.errors import UsageError
 from webhook.policy import Policy, Profile
