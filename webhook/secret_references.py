@@ -141,14 +141,12 @@ def cross_environment(pod: Mapping[str, Any], profile: Profile, policy: Policy) 
     if not others:
         return []
     return [
-        Finding(
-            rule=CROSS_ENVIRONMENT_CREDENTIALS,
-            path=r.path,
-            container=r.container,
-            field=f"{r.how} {r.secret}",
-            message=(f"container {r.container}, " if r.container else "")
-            + f"{r.how} references Secret {r.secret}, the storage credentials of profile {others[r.secret]}, "
-            f"in a pod of profile {profile.name} [{CROSS_ENVIRONMENT_CREDENTIALS.id}]",
+        _finding(
+            CROSS_ENVIRONMENT_CREDENTIALS,
+            r,
+            f"{r.how} {r.secret}",
+            f"{r.how} references Secret {r.secret}, the storage credentials of profile {others[r.secret]}, in a pod "
+            f"of profile {profile.name}",
         )
         for r in references(pod)
         if r.secret in others
@@ -161,15 +159,24 @@ def static_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Finding
         return []
     secret = profile.credentials.secret_name
     return [
-        Finding(
-            rule=STATIC_CREDENTIALS_NOT_ALLOWED,
-            path=r.path,
-            container=r.container,
-            field=f"{r.how} {r.variable or r.secret}",
-            message=(f"container {r.container}, " if r.container else "")
-            + f"{r.how} {r.variable + ' ' if r.variable else ''}brings a static key from Secret {r.secret}; profile "
-            f"{profile.name} uses {profile.credentials.format} [{STATIC_CREDENTIALS_NOT_ALLOWED.id}]",
+        _finding(
+            STATIC_CREDENTIALS_NOT_ALLOWED,
+            r,
+            f"{r.how} {r.variable or r.secret}",
+            f"{r.how} {r.variable + ' ' if r.variable else ''}brings a static key from Secret {r.secret}; profile "
+            f"{profile.name} uses {profile.credentials.format}",
         )
         for r in references(pod)
         if r.secret == secret or (r.how == "env" and r.variable is not None and is_credential_name(r.variable))
     ]
+
+
+def _finding(rule: Rule, reference: Reference, field: str, what: str) -> Finding:
+    where = f"container {reference.container}, " if reference.container else ""
+    return Finding(
+        rule=rule,
+        path=reference.path,
+        container=reference.container,
+        field=field,
+        message=f"{where}{what} [{rule.id}]",
+    )

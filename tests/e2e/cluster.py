@@ -304,6 +304,18 @@ class ControlPlane:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
+    def __enter__(self) -> ControlPlane:
+        """`with ControlPlane(...) as plane:` starts it and stops it however the block ends."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         while self.processes:
             self.processes.pop().stop()

@@ -32,16 +32,12 @@ TASK_NAMESPACE = "flytesnacks-production"
 
 @pytest.fixture(scope="module")
 def plane(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    own = ControlPlane(bin_dir, tmp_path_factory.mktemp("helm-plane"))
-    try:
-        own.start()
+    with ControlPlane(bin_dir, tmp_path_factory.mktemp("helm-plane")) as own:
         own.kubectl("apply", "--server-side", "-k", str(REPO / "manifests" / "flyte-environments"))
         own.kubectl("create", "namespace", "flyte")
         # The `default` account the (absent) controller-manager would create; propeller's pods name it.
         own.kubectl("create", "serviceaccount", "default", "-n", TASK_NAMESPACE)
         yield own
-    finally:
-        own.stop()
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,8 @@ def plane(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         f"--audit-policy-file={APISERVER_CONFIG / 'audit-policy.yaml'}",
         f"--audit-log-path={work / 'audit.log'}",
     ]
-    plane = ControlPlane(bin_dir, work, apiserver_args=args)
-    try:
-        plane.start()
+    with ControlPlane(bin_dir, work, apiserver_args=args) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="module")

@@ -29,12 +29,8 @@ BINDING = "keyguard-safety-net"
 
 @pytest.fixture(scope="module")
 def plane(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(bin_dir, tmp_path_factory.mktemp("lifecycle-safety-net"))
-    try:
-        plane.start()
+    with ControlPlane(bin_dir, tmp_path_factory.mktemp("lifecycle-safety-net")) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="module")
