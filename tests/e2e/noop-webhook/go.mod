@@ -1,0 +1,3 @@
+module keyguard.local/noopwebhook
+
+go 1.26
