@@ -1,7 +1,9 @@
 """Engine micro-benchmark: the pure `decide` call per fixture, without HTTP, in microseconds.
 
-Three timings per fixture, each call timed alone with `time.perf_counter_ns` after a warm-up (the garbage
+Four timings per fixture, each call timed alone with `time.perf_counter_ns` after a warm-up (the garbage
 collector stays on, as in the server, so p99 includes its pauses):
+- `parse`: `webhook.review.parse_review(body)` alone (orjson + shape checks): the floor `decide` is judged against,
+  since every review pays it and no engine can answer before it;
 - `decide`: `webhook.engine.decide(policy, request)` on an already parsed request;
 - `parse_decide`: `webhook.review.parse_review(body)` (orjson + shape checks, as the server does) then `decide`;
 - `pipeline`: parse, decide, `respond` and `orjson.dumps` — the whole per-review CPU work of the admission path
@@ -48,7 +50,7 @@ def _time(call: Callable[[], object], iterations: int, warmup: int) -> dict[str,
 def bench_engine(
     bodies: dict[str, bytes], *, iterations: int, warmup: int, policy: Policy | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per scenario: {"decide": {...}, "parse_decide": {...}, "pipeline": {...}, "outcome": ...}."""
+    """Per scenario: {"parse": {...}, "decide": {...}, "parse_decide": {...}, "pipeline": {...}, "outcome": ...}."""
     policy = policy or default_policy()
     results: dict[str, dict[str, Any]] = {}
     for scenario, body in bodies.items():
@@ -68,6 +70,7 @@ def bench_engine(
         results[scenario] = {
             "outcome": decision.outcome,
             "body_bytes": len(body),
+            "parse": _time(lambda body=body: parse_review(body), n, w),  # type: ignore[misc]
             "decide": _time(lambda request=request: decide(policy, request), n, w),  # type: ignore[misc]
             "parse_decide": _time(lambda body=body: decide(policy, parse_review(body)), n, w),  # type: ignore[misc]
             "pipeline": _time(pipeline, n, w),

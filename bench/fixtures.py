@@ -382,10 +382,11 @@ def mix_sequence(paths: dict[str, list[Path]]) -> list[Path]:
     return sequence
 
 
-def write_manifests(directory: Path, documents: int, per_file: int = 10) -> int:
-    """A folder of multi-document Pod YAML files for `keyguard check` (same mix as the webhook); returns docs."""
+def write_manifests(directory: Path, documents: int, per_file: int = 10, weights: dict[str, int] = MIX_WEIGHTS) -> int:
+    """A folder of multi-document Pod YAML files for `keyguard check` (by default the webhook's mix; `weights`
+    {"typical": 1} gives typical Flyte task pods only); returns the number of documents."""
     directory.mkdir(parents=True, exist_ok=True)
-    order = [s for s, w in MIX_WEIGHTS.items() for _ in range(w)]
+    order = [s for s, w in weights.items() for _ in range(w)]
     written = 0
     file_index = 0
     while written < documents:

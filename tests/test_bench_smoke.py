@@ -70,7 +70,7 @@ def test_engine_bench_reports_percentiles() -> None:
     bodies = {s: f.bodies[0] for s, f in fixtures.build_fixtures(variants=1).items()}
     results = engine_bench.bench_engine(bodies, iterations=200, warmup=10)
     for scenario, result in results.items():
-        for timing in ("decide", "parse_decide", "pipeline"):
+        for timing in ("parse", "decide", "parse_decide", "pipeline"):
             assert 0 < result[timing]["p50_us"] <= result[timing]["p99_us"], (scenario, timing)
     assert results["denial"]["outcome"] == "denied"
 
@@ -135,6 +135,8 @@ def test_check_bench_and_report(tmp_path: Path) -> None:
     keyguard = Path(sys.executable).parent / "keyguard"
     check = check_bench.bench_check(keyguard, tmp_path / "manifests", documents=20, core=None)
     assert check["docs_per_s"] is not None or check["reason"]
+    check["steady"] = check_bench.bench_check_steady(tmp_path / "typical", documents=12, rounds=1)
+    assert check["steady"]["documents"] == 12 and check["steady"]["files"] == 2
     # the report: summary keys, targets and table from recorded numbers
     wrk = {**loadgen.parse_wrk_output(WRK_STDOUT, 32).as_dict(), "server_cpu": 1.0}
     http = {
@@ -150,6 +152,10 @@ def test_check_bench_and_report(tmp_path: Path) -> None:
     assert summary["ratio_vs_raw"] == 0.5
     for key in ("reviews_per_s", "baseline_raw_per_s", "baseline_fastapi_per_s", "p50_ms", "p99_ms", "rss_mib"):
         assert summary[key] is not None
+    for key in ("parse_us_p50", "parse_us_p50_large", "check_typical_docs_per_s", "check_vs_libyaml"):
+        assert summary[key] > 0, key
+    assert summary["engine_vs_parse"] == round(summary["engine_us_p50"] / summary["parse_us_p50"], 3)
+    assert summary["p99_ms_c1"] is None  # no concurrency-1 run recorded here
     targets = run.judge(summary)
     assert targets["ratio_vs_raw"]["pass"] is True
     assert targets["rss_mib"]["pass"] is True
@@ -164,4 +170,5 @@ def test_check_bench_and_report(tmp_path: Path) -> None:
     }
     text = run.table(results)
     assert "keyguard" in text and "ratio_vs_raw" in text
+    assert "CSafeLoader" in text and "check_vs_libyaml" in text
     orjson.dumps(results)  # JSON-serializable as written to latest.json

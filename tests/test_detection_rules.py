@@ -130,6 +130,18 @@ def test_names_longer_than_a_setting_name_are_judged_but_never_cached() -> None:
     assert cache.cache_info().currsize == before + 1
 
 
+def test_env_name_verdicts_are_remembered_for_names_of_real_length_only() -> None:
+    hits = detection.cached_name_hits
+    before = hits.cache_info().currsize
+    for n in range(50):
+        found = scan_env([(f"X{n}_" + "A" * (64 * 1024) + "_SECRET_KEY", "literal-value")])
+        assert [h.rule.id for _, h in found] == ["env-credential-literal"]
+    assert hits.cache_info().currsize == before
+    name = "B" * (detection.MAX_NAME_LENGTH - len("_SECRET_KEY")) + "_SECRET_KEY"
+    assert scan_env([(name, "v1")]) == scan_env([(name, "v2")])  # same Hit for the same name
+    assert hits.cache_info().currsize == before + 1
+
+
 @pytest.mark.parametrize(
     ("name", "value", "rule"),
     [

@@ -19,7 +19,7 @@ from tests.flyte_pods import review, task_pod
 from tests.leaks import assert_no_fragment
 from webhook.detection import setting_name
 from webhook.engine import decide
-from webhook.findings import MAX_NAME_LENGTH, shown_name
+from webhook.findings import MAX_NAME_LENGTH, cached_shown_names, shown_name
 from webhook.policy import Policy, parse_policy_text
 from webhook.review import parse_review, respond
 from webhook.server.audit_log import audit_record
@@ -125,6 +125,17 @@ def test_a_key_pasted_into_the_pods_own_names_stays_out_of_messages_and_the_audi
 )
 def test_shown_names_are_bounded(name: object, shown: str) -> None:
     assert shown_name(name) == shown
+    assert shown_name(name) == shown  # the cached answer is the same
+
+
+def test_only_names_of_real_length_are_remembered() -> None:
+    """Like the credential-name cache (issue 17): distinct huge names must not each stay in memory."""
+    before = cached_shown_names.cache_info().currsize
+    for n in range(20):
+        assert shown_name(f"x{n}-" + "a" * (64 * 1024)).endswith(f"(a {64 * 1024 + 2 + len(str(n))}-character name)")
+    assert cached_shown_names.cache_info().currsize == before
+    shown_name("a-name-of-real-length-" + "b" * (MAX_NAME_LENGTH - 22))
+    assert cached_shown_names.cache_info().currsize == before + 1
 
 
 @pytest.mark.parametrize(

@@ -440,9 +440,10 @@ _BASE64_MARK = re.compile(r"[0-9+/=]").search
 
 def _looks_base64(value: str) -> bool:
     # _BASE64 admits ASCII only, so "has an uppercase letter" is `lower() != value`: C speed, not a Python loop
-    # per character (ordinary config values like `hyperparameter-10-value` reach this test). A digit, `+`, `/` or
-    # padding is what sets base64 apart from a CamelCase word: one in ~1,700 encoded keys has no digit at all.
-    return _BASE64.fullmatch(value) is not None and _BASE64_MARK(value) is not None and value.lower() != value
+    # per character, and tested first because most long config values (`hyperparameter-10-value`, paths, URLs)
+    # have no capital. A digit, `+`, `/` or padding is what sets base64 apart from a CamelCase word: one in ~1,700
+    # encoded keys has no digit at all.
+    return value.lower() != value and _BASE64_MARK(value) is not None and _BASE64.fullmatch(value) is not None
 
 
 def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
@@ -460,14 +461,25 @@ def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
     return found
 
 
-def _by_name(name: str, value: str) -> Hit | None:
+def _name_hit(name: str) -> Hit | None:
+    """The verdict on a literal env var that its name alone gives (every name but SECRETS, whose value decides)."""
     if name.startswith(_FLYTE_INJECTOR_PREFIXES):
         return Hit(FLYTE_SECRET_LITERAL, f"variable {shown_name(name)} holds a literal Flyte secret")
-    if name == "SECRETS" and _decoded(value) is not None:
-        return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
     if is_credential_name(name):
         return Hit(ENV_CREDENTIAL_LITERAL, f"variable {shown_name(name)} holds a literal storage credential")
     return None
+
+
+# Asked for every literal env var of every admitted pod, and Flyte pods repeat the same names: one lookup instead of
+# a prefix test, the name cache and a Hit per offender. Hits are frozen, so sharing one is safe; as for
+# `cached_name_verdicts`, only names of real length are kept.
+cached_name_hits = lru_cache(maxsize=8192)(_name_hit)
+
+
+def _by_name(name: str, value: str) -> Hit | None:
+    if name == "SECRETS" and _decoded(value) is not None:
+        return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
+    return cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
 
 
 def scan_env(variables: Sequence[tuple[str, str]]) -> list[tuple[int, Hit]]:

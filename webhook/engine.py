@@ -33,6 +33,7 @@ from webhook.secret_references import (
     STATIC_CREDENTIALS_NOT_ALLOWED,
     cross_environment,
     not_rotatable,
+    references,
     static_credentials,
 )
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
@@ -252,8 +253,9 @@ def decide_pod(
         findings = find_plaintext_credentials(pod, kinds=("ephemeralContainers",), skip=review.admitted_ephemeral)
         return _verdict(profile, findings, [], [], pod_label)
     findings = find_plaintext_credentials(pod)
-    findings.extend(cross_environment(pod, profile, policy))
-    findings.extend(static_credentials(pod, profile) or not_rotatable(pod, profile))
+    refs = references(pod)
+    findings.extend(cross_environment(refs, profile, policy))
+    findings.extend(static_credentials(refs, profile) or not_rotatable(pod, refs, profile))
     injection = plan_injection(pod, profile, policy_version=policy.version)
     findings.extend(injection.conflicts)
     patch: list[PatchOperation] = []

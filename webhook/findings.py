@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 MAX_NAME_LENGTH = 128
 """Longer than any real setting name (the longest, Spark's per-bucket S3A keys, stay under 100 characters with
@@ -38,10 +39,19 @@ def shown_name(name: object) -> str:
     Not a string only where no `parse_review` ran before (`keyguard check` on a manifest): shown by its type."""
     if not isinstance(name, str):
         return f"(a {type(name).__name__})"
+    return cached_shown_names(name) if len(name) <= MAX_NAME_LENGTH else _shown(name)
+
+
+def _shown(name: str) -> str:
     cut = next((run.start() for run in _RUN.finditer(name) if _key_like(run.group())), None)
     if cut is None and len(name) <= MAX_NAME_LENGTH:
         return name
     return f"{name[: min(_SHOWN_HEAD, len(name) if cut is None else cut)]}… (a {len(name)}-character name)"
+
+
+# Every admitted pod shows its container, namespace and pod names, and pods repeat the same few hundred: the
+# regex scan runs once per name. Only names of real length are kept (8,192 x 128 characters at most, ~3 MiB).
+cached_shown_names = lru_cache(maxsize=8192)(_shown)
 
 
 class Severity(StrEnum):

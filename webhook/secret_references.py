@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,38 +63,63 @@ def _dict(value: Any) -> Mapping[str, Any]:
 
 
 def _secret_volumes(spec: Mapping[str, Any]) -> Iterator[tuple[int, str, str]]:
-    for index, volume in enumerate(map(_dict, _list(spec.get("volumes")))):
-        name, secret = volume.get("name"), _dict(volume.get("secret")).get("secretName")
-        if isinstance(name, str) and isinstance(secret, str):
-            yield index, name, secret
-        for source in _list(_dict(volume.get("projected")).get("sources")):
-            projected = _dict(_dict(source).get("secret")).get("name")
-            if isinstance(name, str) and isinstance(projected, str):
-                yield index, name, projected
+    volumes = spec.get("volumes")
+    for index, volume in enumerate(volumes if isinstance(volumes, list) else ()):
+        if not isinstance(volume, dict) or not isinstance(name := volume.get("name"), str):
+            continue
+        secret = volume.get("secret")
+        if isinstance(secret, dict) and isinstance(secret_name := secret.get("secretName"), str):
+            yield index, name, secret_name
+        projected = volume.get("projected")
+        sources = projected.get("sources") if isinstance(projected, dict) else None
+        for source in sources if isinstance(sources, list) else ():
+            secret = source.get("secret") if isinstance(source, dict) else None
+            if isinstance(secret, dict) and isinstance(secret_name := secret.get("name"), str):
+                yield index, name, secret_name
 
 
-def references(pod: Mapping[str, Any]) -> Iterator[Reference]:
-    spec = _dict(pod.get("spec"))
-    for index, _, secret in _secret_volumes(spec):
-        yield Reference(f"spec.volumes[{index}]", None, secret, "volume")
+def references(pod: Mapping[str, Any]) -> list[Reference]:
+    """Every Secret the pod names: volumes, then each container's `secretKeyRef` env and `secretRef` envFrom. The
+    engine reads them once per pod and hands the list to each rule below."""
+    return list(_references(pod))
+
+
+def _references(pod: Mapping[str, Any]) -> Iterator[Reference]:
+    # plain type checks rather than `_dict` chains: this runs on every admitted pod, and most env vars have no
+    # `valueFrom` at all, so a variable costs one lookup
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for index, _, volume_secret in _secret_volumes(spec):
+        yield Reference(f"spec.volumes[{index}]", None, volume_secret, "volume")
     for kind in CONTAINER_KINDS:
-        for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
-            name = container.get("name") if isinstance(container.get("name"), str) else f"#{index}"
-            where = f"spec.{kind}[{index}]"
-            for j, variable in enumerate(_list(container.get("env"))):
-                ref = _dict(_dict(_dict(variable).get("valueFrom")).get("secretKeyRef"))
-                var = _dict(variable).get("name")
-                if isinstance(ref.get("name"), str):
+        containers = spec.get(kind)
+        if not isinstance(containers, list):
+            continue
+        for index, container in enumerate(containers):
+            if not isinstance(container, dict):
+                continue
+            raw_name = container.get("name")
+            name = raw_name if isinstance(raw_name, str) else f"#{index}"
+            env = container.get("env")
+            for j, variable in enumerate(env if isinstance(env, list) else ()):
+                value_from = variable.get("valueFrom") if isinstance(variable, dict) else None
+                ref = value_from.get("secretKeyRef") if isinstance(value_from, dict) else None
+                secret = ref.get("name") if isinstance(ref, dict) else None
+                if isinstance(secret, str):
+                    var = variable.get("name")
                     yield Reference(
-                        f"{where}.env[{j}]", name, ref["name"], "env", var if isinstance(var, str) else None
+                        f"spec.{kind}[{index}].env[{j}]", name, secret, "env", var if isinstance(var, str) else None
                     )
-            for j, source in enumerate(_list(container.get("envFrom"))):
-                ref = _dict(_dict(source).get("secretRef"))
-                if isinstance(ref.get("name"), str):
-                    yield Reference(f"{where}.envFrom[{j}]", name, ref["name"], "envFrom")
+            env_from = container.get("envFrom")
+            for j, source in enumerate(env_from if isinstance(env_from, list) else ()):
+                ref = source.get("secretRef") if isinstance(source, dict) else None
+                secret = ref.get("name") if isinstance(ref, dict) else None
+                if isinstance(secret, str):
+                    yield Reference(f"spec.{kind}[{index}].envFrom[{j}]", name, secret, "envFrom")
 
 
-def not_rotatable(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
+def not_rotatable(pod: Mapping[str, Any], refs: Sequence[Reference], profile: Profile) -> list[Finding]:
     """Storage credentials a rotation will not reach: a credential-named env var from a Secret, or the profile's
     credentials Secret mounted through subPath."""
     findings = [
@@ -106,7 +131,7 @@ def not_rotatable(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
             message=f"container {r.container}, env {r.variable}: comes from Secret {r.secret} through secretKeyRef, "
             f"read once at container start, so a key rotation never reaches this task [{CREDENTIAL_NOT_ROTATABLE.id}]",
         )
-        for r in references(pod)
+        for r in refs
         if r.how == "env" and r.variable is not None and is_credential_name(r.variable)
     ]
     spec = _dict(pod.get("spec"))
@@ -131,7 +156,7 @@ def not_rotatable(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
     return findings
 
 
-def cross_environment(pod: Mapping[str, Any], profile: Profile, policy: Policy) -> list[Finding]:
+def cross_environment(refs: Sequence[Reference], profile: Profile, policy: Policy) -> list[Finding]:
     """References to a Secret that is another profile's credentials Secret and not this profile's own."""
     others = {
         p.credentials.secret_name: p.name
@@ -148,12 +173,12 @@ def cross_environment(pod: Mapping[str, Any], profile: Profile, policy: Policy) 
             f"{r.how} references Secret {r.secret}, the storage credentials of profile {others[r.secret]}, in a pod "
             f"of profile {profile.name}",
         )
-        for r in references(pod)
+        for r in refs
         if r.secret in others
     ]
 
 
-def static_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
+def static_credentials(refs: Sequence[Reference], profile: Profile) -> list[Finding]:
     """In a workload-identity profile: references to the credentials Secret, and credential-named secretKeyRefs."""
     if profile.credentials.uses_secret:
         return []
@@ -166,7 +191,7 @@ def static_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Finding
             f"{r.how} {r.variable + ' ' if r.variable else ''}brings a static key from Secret {r.secret}; profile "
             f"{profile.name} uses {profile.credentials.format}",
         )
-        for r in references(pod)
+        for r in refs
         if r.secret == secret or (r.how == "env" and r.variable is not None and is_credential_name(r.variable))
     ]
 
