@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEV_CERTS := certs/dev
 QUICK ?=
 
-.PHONY: venv run test lint unit e2e k8s bench clean
+.PHONY: venv run test lint unit e2e k8s node e2e-node bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,13 +33,21 @@ k8s:
 	tests/e2e/build-k8s.sh
 
 unit: $(STAMP) k8s
-	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e \
+	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/node \
 		--cov=webhook --cov-report=term --cov-fail-under=90
 
 test: lint unit
 
 e2e: $(STAMP) k8s
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
+
+# The node tier (root on Linux): kubelet, kube-scheduler, kube-controller-manager and SeaweedFS from the Go module
+# proxy, containerd and runc from Debian, and the pause, keyguard and Flyte task images built locally; all cached.
+node:
+	tests/node/build-node.sh >/dev/null
+
+e2e-node: $(STAMP) k8s node
+	$(BIN)/pytest -q -p no:cacheprovider tests/node
 
 bench: $(STAMP)
 	bench/install-wrk.sh

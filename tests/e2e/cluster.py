@@ -113,6 +113,7 @@ class ControlPlane:
     port: int = field(init=False)
     processes: list[Process] = field(default_factory=list)
     version: str = ""
+    apiserver_args: list[str] = field(default_factory=list)  # added to kube-apiserver's flags (the node suite's)
 
     @property
     def url(self) -> str:
@@ -168,6 +169,7 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.96.0.0/24",
                 "--allow-privileged=false",
                 "--v=1",
+                *self.apiserver_args,
             ],
             self.work / "kube-apiserver.log",
         )
