@@ -14,3 +14,12 @@ def assert_not_leaked(secret: str, output: str | bytes, where: str) -> None:
     leaked = secret in text
     if leaked:
         raise AssertionError(f"a secret value appears in {where}")
+
+
+def assert_no_fragment(secret: str, output: str | bytes, where: str, size: int = 6) -> None:
+    """No run of `size` consecutive characters of `secret` appears in `output` (a name cut out of a value is
+    still part of the value)."""
+    text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
+    for start in range(len(secret) - size + 1):
+        if secret[start : start + size] in text:
+            raise AssertionError(f"{size} characters of a secret value appear in {where}")

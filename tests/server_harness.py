@@ -1,7 +1,8 @@
 """Run the real keyguard server (uvicorn, uvloop, httptools, real TLS) on 127.0.0.1 inside the test process.
 
 In-process so coverage sees the server code; the same `serve`-time wiring (`build_app`, `uvicorn_config`,
-`CertificateReloader`) as `keyguard serve`. The audit log goes to a pipe the tests can read.
+`CertificateReloader`) and uvicorn settings (`UVICORN_SETTINGS`) as `keyguard serve`. The audit log goes to a
+pipe the tests can read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 import uvicorn
 
 from webhook.certs import generate
+from webhook.commands.serve import UVICORN_SETTINGS
 from webhook.server.app import ServerState, build_app
 from webhook.server.audit_log import AuditLog
 from webhook.server.metrics import Metrics
@@ -83,11 +85,8 @@ def running_server(tmp: Path, *, policy_file: Path | None = None, poll: float = 
         host="127.0.0.1",
         port=port,
         reloader=reloader,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
         timeout_graceful_shutdown=5,
+        **UVICORN_SETTINGS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

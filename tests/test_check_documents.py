@@ -135,21 +135,25 @@ def test_lines_inside_embedded_config_map_yaml(capsys: pytest.CaptureFixture[str
     assert_not_leaked(secret, str(result), "json")
 
 
-def test_config_map_without_flyte_configuration_is_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_config_map_without_flyte_configuration_gets_the_generic_scan(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path = tmp_path / "cm.yaml"
     path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  a: 'b: c'\n  n: '1'\n  bad: '[x'\n")
     code, result = check_json(capsys, str(path))
-    assert code == 0
-    assert result["skipped"][0]["reason"] == "ConfigMap: a ConfigMap without Flyte configuration"
+    assert (code, result["findings"], result["skipped"]) == (0, [], [])
+    assert result["summary"]["checked"] == 1
 
 
 def test_folders_recurse_and_skip_hidden_and_other_files(tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / ".git").mkdir()
-    for name in ("a/b/x.yaml", "a/y.yml", "z.JSON", ".git/config.yaml", "a/readme.md"):
+    names = ("a/b/x.yaml", "a/y.yml", "z.JSON", ".git/config.yaml", "a/readme.md", "a/_helpers.tpl", "v.yaml.tftpl")
+    for name in names:
         (tmp_path / name).write_text("{}")
     files = documents.expand([str(tmp_path), "-"])
-    assert [Path(f).relative_to(tmp_path).as_posix() for f in files[:-1]] == ["a/b/x.yaml", "a/y.yml", "z.JSON"]
+    found = [Path(f).relative_to(tmp_path).as_posix() for f in files[:-1]]
+    assert found == ["a/b/x.yaml", "a/y.yml", "v.yaml.tftpl", "z.JSON"]
     assert files[-1] == "-"
 
 
@@ -207,22 +211,8 @@ def test_unreadable_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         documents.load(str(path))
 
 
-def test_templates_are_skipped_not_failed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = tmp_path / "deployment.yaml"
-    path.write_text("apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: {{ .Values.replicas }}\n")
-    code, result = check_json(capsys, str(path))
-    assert code == 0
-    assert result["skipped"] == [
-        {
-            "file": str(path),
-            "document": None,
-            "reason": "a Helm/Go template (render it first, e.g. with `helm template`)",
-        }
-    ]
-
-
 def test_line_of_a_path_that_does_not_exist_is_its_deepest_parent(tmp_path: Path) -> None:
-    docs, _ = documents.load(str(_write(tmp_path, "a:\n  b:\n    c: 1\n  d: [x, y]\n")))
+    docs = documents.load(str(_write(tmp_path, "a:\n  b:\n    c: 1\n  d: [x, y]\n")))
     doc = docs[0]
     assert doc.line(("a", "b", "c")) == 3
     assert doc.line(("a", "d", 1)) == 4

@@ -3,6 +3,8 @@ and the doctor's report. Everything that talks to the API is tested against the 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from kubernetes import client
 from tests import fake_credentials as fake
 from tests.leaks import assert_not_leaked
 from webhook.cli import main
-from webhook.cluster.doctor import Report, Settings, check_webhook, probe_pod
+from webhook.cluster.doctor import Report, Settings, check_webhook, probe_pod, secret_age_days
 from webhook.cluster.secrets import collect, parse_env_text
 from webhook.errors import UsageError
 from webhook.policy import default_policy
@@ -138,3 +140,19 @@ def test_the_doctor_probe_is_a_flyte_task_pod_of_its_namespace() -> None:
     pod = probe_pod("flytesnacks-production")
     assert is_flyte_task_pod(default_policy().selection, pod)
     assert pod["metadata"]["labels"]["domain"] == "production"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "created", "age"),
+    [
+        ({"keyguard.flyte.org/rotated-at": "2026-11-20T10:00:00+00:00"}, "2026-01-01T00:00:00+00:00", 10),
+        ({}, "2026-08-01T00:00:00+00:00", 121),  # written by hand: its creation is all we know
+        ({"keyguard.flyte.org/rotated-at": "not a date"}, "2026-11-29T00:00:00+00:00", 1),
+        (None, None, None),
+    ],
+)
+def test_secret_age_for_doctors_max_age(annotations: Any, created: Any, age: int | None) -> None:
+    metadata = SimpleNamespace(
+        annotations=annotations, creation_timestamp=datetime.fromisoformat(created) if created else None
+    )
+    assert secret_age_days(SimpleNamespace(metadata=metadata), datetime(2026, 11, 30, 12, tzinfo=UTC)) == age

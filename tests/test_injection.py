@@ -162,10 +162,19 @@ def _subpath_mount() -> dict[str, Any]:
     return pod
 
 
+def _duplicated_volume(name: str) -> dict[str, Any]:
+    """Another webhook (mutating admission runs before pod validation) may add keyguard's volume twice."""
+    pod = inject(task_pod(), profile_of())
+    pod["spec"]["volumes"].append(dict(by_name(pod["spec"]["volumes"], name)))
+    return pod
+
+
 @pytest.mark.parametrize(
     ("label", "pod"),
     [
         ("volume name", _user_volume_clash()),
+        ("credentials volume twice", _duplicated_volume(CREDS_VOLUME)),
+        ("tmpfs volume twice", _duplicated_volume(TMPFS_VOLUME)),
         ("mount path", _user_mount_path_clash()),
         ("init container", _user_init_container_clash()),
         ("subPath on our mount", _subpath_mount()),

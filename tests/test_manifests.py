@@ -20,6 +20,7 @@ ENTRY_POINTS = (
     "manifests/overlays/dev",
     "manifests/overlays/cert-manager",
     "manifests/flyte-environments",
+    "manifests/safety-net",
 )
 CRD_KINDS = {"Certificate", "Issuer"}  # cert-manager's: not in the Kubernetes schemas, checked field by field below
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
@@ -72,10 +73,19 @@ def test_the_install_is_complete(install: list[dict[str, Any]]) -> None:
             "PodDisruptionBudget",
             "Service",
             "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
             "ValidatingWebhookConfiguration",
         ]
     )
-    namespaced = [d for d in install if d["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}]
+    cluster_scoped = {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+    namespaced = [d for d in install if d["kind"] not in cluster_scoped]
     assert {d["metadata"].get("namespace", "keyguard-system") for d in namespaced} == {"keyguard-system"}
 
 

@@ -20,10 +20,27 @@ from tests.conftest import apply_patch
 from tests.flyte_pods import review, task_pod
 from tests.leaks import assert_not_leaked
 from webhook.engine import decide
-from webhook.policy import default_policy
+from webhook.policy import default_policy, parse_policy
 from webhook.review import respond
 
 POLICY = default_policy()
+# per-environment Secrets and service accounts, and the refresher sidecar: every planner and rule has work to do
+ENVIRONMENTS = parse_policy(
+    {
+        "apiVersion": "keyguard.flyte.org/v1",
+        "kind": "Policy",
+        "profiles": [
+            {
+                "name": env,
+                "match": {"domains": [env]} if env != "other" else {},
+                "credentials": {"secretName": f"creds-{env}", "refresh": "watch"},
+                "serviceAccount": {"name": f"task-{env}"},
+            }
+            for env in ("development", "production", "other")
+        ],
+    },
+    "properties",
+)
 NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True)
 ENV_NAMES = st.one_of(
     st.from_regex(r"[A-Z_][A-Z0-9_]{0,30}", fullmatch=True),
@@ -79,8 +96,9 @@ def test_engine_never_raises(pod: dict[str, Any], operation: str, mutate: bool) 
         sub_resource="ephemeralcontainers" if operation == "UPDATE" else None,
         old=pod if operation == "UPDATE" else None,
     )
-    decision = decide(POLICY, body["request"], mutate=mutate)
-    orjson.dumps(respond("uid", decision))
+    for policy in (POLICY, ENVIRONMENTS):
+        decision = decide(policy, body["request"], mutate=mutate)
+        orjson.dumps(respond("uid", decision))
 
 
 @st.composite

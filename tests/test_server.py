@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import http.client
+import json
+import os
 import secrets
 import ssl
 import time
@@ -19,6 +23,7 @@ from tests.flyte_pods import plain_pod, review, task_pod
 from tests.leaks import assert_not_leaked
 from tests.server_harness import RunningServer, replace_file, running_server
 from webhook.server import admission_asgi
+from webhook.server.audit_log import AuditLog
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,14 @@ def test_leak_denied_and_value_never_leaves(server: RunningServer, client: httpx
         ("POST", {"content-type": "text/plain"}, b"{}", 415, b"content type must be application/json\n"),
         ("POST", {}, b"{}", 415, b"content type must be application/json\n"),
         ("GET", {}, b"", 405, b"only POST is accepted\n"),
+        (
+            "POST",
+            {"content-type": "application/json"},
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u",'
+            b'"kind":{"group":"","version":"v1","kind":"Pod"},"operation":[]}}',
+            400,
+            b"request.operation must be one of 'CREATE', 'UPDATE', 'DELETE' or 'CONNECT'\n",
+        ),
     ],
 )
 def test_bad_requests_get_exact_errors(
@@ -121,7 +134,9 @@ def test_oversized_reviews_are_413_by_header_and_by_stream(client: httpx.Client)
     assert response.status_code == 413
 
 
-def test_internal_error_answers_with_the_uid(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_answers_with_the_uid(
+    server: RunningServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("boom with a value that must not be logged")
 
@@ -134,7 +149,15 @@ def test_internal_error_answers_with_the_uid(client: httpx.Client, monkeypatch: 
         "allowed": False,
         "status": {"code": 500, "reason": "InternalError", "message": "keyguard: internal error; see its log"},
     }
-    assert "keyguard_admission_internal_errors_total 1.0" in client.get("/metrics").text
+    metrics = client.get("/metrics").text
+    assert "keyguard_admission_internal_errors_total 1.0" in metrics
+    # keyguard's own failure is its own outcome, never counted as a policy denial
+    assert 'keyguard_admission_reviews_total{decision="errored",endpoint="mutate",profile=""} 1.0' in metrics
+    audit = server.audit_lines()
+    decisions = [
+        line["decision"] for line in audit if line["event"] == "admission" and line["uid"] == body["request"]["uid"]
+    ]
+    assert decisions == ["errored"]
 
 
 def test_health_readiness_and_metrics(client: httpx.Client) -> None:
@@ -221,3 +244,48 @@ def test_a_profile_the_webhook_cannot_select_is_said_at_start_and_on_readyz(tmp_
         assert warning.startswith("profile staging matches on namespaceLabels")
         events = [line for line in server.audit_lines() if line["event"] == "policy-warning"]
         assert [e["warning"] for e in events] == [warning]
+
+
+def test_a_bad_review_never_costs_the_next_one_its_connection(server: RunningServer) -> None:
+    """Issue 17: a namespace nested 254 lists deep broke the audit line after the response, uvicorn closed the
+    keep-alive connection, and the next request queued on it got no answer."""
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(
+        host, int(port), context=ssl.create_default_context(cafile=server.ca_file), timeout=10
+    )
+    nested: Any = "flytesnacks-development"
+    for _ in range(254):
+        nested = [nested]
+    bodies = [review(task_pod()) for _ in range(4)]
+    bodies[0]["request"]["namespace"] = nested
+    bodies[1]["request"]["name"] = {"k": secrets.token_urlsafe(30)}
+    bodies[2]["request"]["subResource"] = ["status"]
+    answers, sockets = [], set()
+    for body in bodies:
+        connection.request("POST", "/mutate", body=json.dumps(body), headers={"content-type": "application/json"})
+        response = connection.getresponse()
+        answers.append((response.status, response.read().split(b" ", 1)[0]))
+        sockets.add(id(connection.sock))
+    connection.close()
+    assert answers[:3] == [(400, b"request.namespace"), (400, b"request.name"), (400, b"request.subResource")]
+    assert answers[3][0] == 200
+    assert len(sockets) == 1, "the connection was closed and reopened"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"event": "admission", "namespace": functools.reduce(lambda inner, _: [inner], range(300), "ns")},
+        {"event": "admission", "name": {1: "a key that is not a string"}},
+    ],
+)
+def test_an_audit_record_orjson_cannot_write_is_replaced_not_raised(record: dict[str, Any]) -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        AuditLog(write_fd).write(record)
+        line = orjson.loads(os.read(read_fd, 1 << 16))
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert line["event"] == "audit-record-unwritable"
+    assert set(line) == {"event", "ts", "error"}

@@ -24,9 +24,7 @@ All files are written atomically (temporary file + rename) and keys are readable
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,17 +38,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from webhook.certificate_layout import (
+    CA_CERT,
+    CA_KEY,
+    CA_WARN_DAYS,
+    DEFAULT_CA_DAYS,
+    DEFAULT_SERVING_DAYS,
+    RENEW_BEFORE_DAYS,
+    TLS_CERT,
+    TLS_KEY,
+)
 from webhook.errors import UsageError
+from webhook.files import read_file, write_atomic
 
-CA_CERT = "ca.crt"
-CA_KEY = "ca.key"
-TLS_CERT = "tls.crt"
-TLS_KEY = "tls.key"
-
-DEFAULT_CA_DAYS = 1826
-DEFAULT_SERVING_DAYS = 90
-RENEW_BEFORE_DAYS = 30  # a serving certificate with fewer days left should be rotated
-CA_WARN_DAYS = 180  # time to plan and run a CA roll-over
 BACKDATE = timedelta(hours=1)  # tolerate clock skew between the machine that signs and the API servers
 
 _DNS_NAME = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.I)
@@ -177,14 +177,6 @@ def key_matches(key_pem: bytes, certificate: x509.Certificate) -> bool:
 def _public_der(public_key: Any) -> bytes:
     der: bytes = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return der
-
-
-def read_file(path: Path) -> bytes:
-    """A file's bytes; an unreadable file is a UsageError naming the file and the reason."""
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error.strerror or type(error).__name__}") from None
 
 
 # --- verification and inspection --------------------------------------------------------------------------------
@@ -452,27 +444,12 @@ def _key_pem(key: PrivateKey) -> bytes:
     )
 
 
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Write via a temporary file in the same directory and rename it, so a reader sees old or new, never half."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write_certificate(path: Path, *certificates: x509.Certificate) -> None:
-    _write_atomic(path, _cert_pem(*certificates), mode=0o644)
+    write_atomic(path, _cert_pem(*certificates), mode=0o644)
 
 
 def _write_key(path: Path, key: PrivateKey) -> None:
-    _write_atomic(path, _key_pem(key), mode=0o600)
+    write_atomic(path, _key_pem(key), mode=0o600)
 
 
 def _signing_ca(files: CertificateFiles) -> tuple[list[x509.Certificate], x509.Certificate, PrivateKey]:

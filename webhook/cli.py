@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "review",
     "render_credentials",
     "check",
+    "fix",
     "certs",
     "secret",
     "doctor",

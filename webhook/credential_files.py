@@ -25,4 +25,5 @@ ACCESS_KEYS = (
 SECRET_KEYS: dict[str, tuple[str, ...]] = {
     "access-keys": tuple(key for key, _, required in ACCESS_KEYS if required),
     "credentials-file": ("credentials",),
+    "gcs-key": ("key.json",),  # a GCP service-account key, read through GOOGLE_APPLICATION_CREDENTIALS
 }

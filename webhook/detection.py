@@ -41,7 +41,7 @@ from itertools import accumulate
 
 from ahocorasick_rs import AhoCorasick
 
-from webhook.findings import Hit, Rule, Severity
+from webhook.findings import MAX_NAME_LENGTH, Hit, Rule, Severity, shown_name
 
 _SECRET_FIX = (
     "keep the key in a Kubernetes Secret: reference it with valueFrom.secretKeyRef, or drop it and let keyguard "
@@ -94,6 +94,14 @@ AZURE_ACCOUNT_KEY = Rule(
     "azure-storage-account-key", Severity.ERROR, "a value shaped like an Azure storage account key", _SECRET_FIX
 )
 AZURE_SAS_TOKEN = Rule("azure-sas-token", Severity.ERROR, "an Azure SAS signature is in the pod spec", _SECRET_FIX)
+SPARK_S3A_CREDENTIAL = Rule(
+    "spark-s3a-credential",
+    Severity.ERROR,
+    "an S3 key is set in Spark / Hadoop S3A configuration",
+    "remove fs.s3a.access.key / secret.key / session.token (also spark.hadoop.* and per-bucket forms); set "
+    "spark.hadoop.fs.s3a.aws.credentials.provider to a provider that reads the shared-credentials file keyguard "
+    "mounts (ProfileCredentialsProvider, AWS_SHARED_CREDENTIALS_FILE) or web identity (IRSA)",
+)
 
 RULES: dict[str, Rule] = {
     rule.id: rule
@@ -110,6 +118,7 @@ RULES: dict[str, Rule] = {
         AZURE_CONNECTION_STRING,
         AZURE_ACCOUNT_KEY,
         AZURE_SAS_TOKEN,
+        SPARK_S3A_CREDENTIAL,
     )
 }
 
@@ -131,6 +140,7 @@ _CREDENTIAL_NAMES = frozenset(
         "azure_storage_connection_string",
         "azure_storage_sas_token",
         "azure_client_secret",
+        "minio_root_user",
         "minio_root_password",
         "minio_secret_key",
         "minio_access_key",
@@ -181,18 +191,56 @@ _FLYTE_INJECTOR_PREFIXES = ("_FSEC_", "_UNION_")
 _REFERENCE = re.compile(r"^(?:\$\([A-Za-z_][A-Za-z0-9_.-]*\)|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)$")
 
 
-@lru_cache(maxsize=8192)
 def _normalise(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower().replace("-", "_").replace(".", "_")
 
 
-@lru_cache(maxsize=8192)
-def is_credential_name(name: str) -> bool:
-    """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
+def _judge_name(name: str) -> bool:
     normal = _normalise(name)
     if normal.startswith("flyte_secrets_") or normal.endswith(_HARMLESS_SUFFIXES):
         return False
     return normal in _CREDENTIAL_NAMES or normal.endswith(_CREDENTIAL_SUFFIXES)
+
+
+# Pods repeat the same few hundred names: remembering the verdicts saves the regex on the hot path. Only names of
+# real length are kept, so the cache holds at most 8,192 x 128 characters (~2.5 MiB) whatever reviews arrive.
+cached_name_verdicts = lru_cache(maxsize=8192)(_judge_name)
+
+
+def is_credential_name(name: str) -> bool:
+    """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
+    return cached_name_verdicts(name) if len(name) <= MAX_NAME_LENGTH else _judge_name(name)
+
+
+# Words a setting name is made of (credential words, and the paths of Flyte, copilot, Spark and Hadoop settings).
+_SETTING_WORDS = frozenset(
+    word for name in (*_CREDENTIAL_NAMES, *_CREDENTIAL_SUFFIXES, "_password") for word in name.strip("_").split("_")
+) | {
+    *("flyte", "aws", "azure", "minio", "gcs", "gcp", "google", "s3", "storage", "stow", "config", "conf"),
+    *("connection", "copilot", "spark", "hadoop", "fs", "s3a", "bucket", "auth", "default", "root"),
+}
+_SEGMENT = re.compile(r"[^._-]+")
+_SHOWN_TAIL = 64
+
+
+def _is_setting_word(segment: str) -> bool:
+    return all(word in _SETTING_WORDS for word in _CAMEL_BOUNDARY.sub("_", segment).lower().split("_"))
+
+
+def setting_name(name: str) -> str:
+    """A setting name cut out of a value (a flag, `NAME=value`) as messages show it. Such a name can start inside
+    the value itself (`x=<KEY>.secret_key`), so it is shown whole only when it is made of setting words; else
+    only its trailing setting words are shown, with its length."""
+    segments = list(_SEGMENT.finditer(name))
+    keep = len(segments)
+    while (
+        keep and _is_setting_word(segments[keep - 1].group()) and len(name) - segments[keep - 1].start() <= _SHOWN_TAIL
+    ):
+        keep -= 1
+    if keep == 0:
+        return name
+    tail = name[segments[keep].start() :] if keep < len(segments) else ""
+    return f"…{tail} (a {len(name)}-character name)"
 
 
 def is_reference(value: str) -> bool:
@@ -223,8 +271,11 @@ _ASSIGNMENT_WORDS = ("key", "token", "secret", "passw", "connection")
 # search (Aho-Corasick) reads the text once, so a container whose values hold none of them (nearly all) costs one
 # scan instead of one regex per value. Values are checked against the structured anchors; command lines also
 # against the words of a `NAME=value` assignment.
-_VALUE_PREFILTER = AhoCorasick([anchor.lower() for anchor in _STRUCTURED_ANCHORS.pattern.split("|")])
-_ARGS_PREFILTER = AhoCorasick([*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|"))])
+_S3A_ANCHOR = "fs.s3a."
+_VALUE_PREFILTER = AhoCorasick([*(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR])
+_ARGS_PREFILTER = AhoCorasick(
+    [*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR]
+)
 _SAS_CONTEXT = re.compile(r"(?:^|[?&;])(?:sv|se|sp|srt|ss)=")
 _GCP_PRIVATE_KEY = re.compile(r"\"private_key\"\s*:")
 _AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
@@ -236,6 +287,17 @@ _ASSIGNMENT = re.compile(
     r"(?i)(?:secret|access|account|sas|session|security|connection|client|root|hmac|storage)[_-]?"
     r"(?:access[_-]?)?(?:key(?:[_-]?id)?|token|string|secret|password)\s*[=:]\s*"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
+)
+# Hadoop's S3A keys (case-sensitive, as Hadoop reads them), with Spark's `spark.hadoop.` prefix and the per-bucket
+# form, in the three ways they are written: `name=value` (--conf, -D, properties), `name  value` on a line of
+# spark-defaults.conf, and core-site.xml's <name>/<value>.
+_SPARK_S3A = re.compile(
+    r"(?P<spark>spark\.hadoop\.)?fs\.s3a\.(?:bucket\.(?P<bucket>[^\s=:<>\"']+?)\.)?"
+    r"(?P<setting>access\.key|secret\.key|session\.token)"
+    r"(?:[ \t]*[=:][ \t]*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&<]+)"
+    r"|[ \t]+(?P<conf>[^\s#]+)[ \t]*$"
+    r"|</name>\s*<value>\s*(?P<xml>[^<\s]+)\s*</value>)",
+    re.MULTILINE,
 )
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _STRUCTURED_RULES = {
@@ -325,15 +387,36 @@ def _assignments(text: str, prefix: str) -> list[Hit]:
             keyword_end -= 1
         name = _assignment_name(text, match.start(), keyword_end)
         if is_credential_name(name):
-            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{name} is set to a literal value")]
+            return [Hit(CLI_CREDENTIAL_FLAG, f"{prefix}{setting_name(name)} is set to a literal value")]
     return []
+
+
+def _spark_name(match: re.Match[str]) -> str:
+    bucket = "bucket.<bucket>." if match.group("bucket") else ""
+    return f"{match.group('spark') or ''}fs.s3a.{bucket}{match.group('setting')}"
+
+
+def scan_spark_conf(text: str, prefix: str = "") -> list[Hit]:
+    """S3A keys set to a literal in Spark / Hadoop configuration text (a --conf arg, an env value, a conf file).
+    The message names the setting (the bucket replaced by `<bucket>`), never the value."""
+    if _S3A_ANCHOR not in text:
+        return []
+    names: dict[str, None] = {}
+    for match in _SPARK_S3A.finditer(text):
+        value = (match.group("value") or match.group("conf") or match.group("xml") or "").strip("\"'")
+        if not value or is_reference(value) or value.startswith("{{"):
+            continue
+        if match.group("conf") is not None and text[text.rfind("\n", 0, match.start()) + 1 : match.start()].strip():
+            continue  # `name value` is a conf-file line only when the name starts the line
+        names[_spark_name(match)] = None
+    return [Hit(SPARK_S3A_CREDENTIAL, f"{prefix}{name} is set to a literal value") for name in names]
 
 
 def scan_value(value: str) -> list[Hit]:
     """Keys recognisable by their value alone, under any name; also inside a base64-encoded value."""
     if len(value) < _MIN_VALUE_LENGTH:
         return []
-    hits = _structured(value, "")
+    hits = _structured(value, "") + scan_spark_conf(value)
     if not hits:
         unstructured = _unstructured(value)
         if unstructured is not None:
@@ -341,7 +424,9 @@ def scan_value(value: str) -> list[Hit]:
     if not hits and len(value) >= 24:
         text = _decoded(value)
         if text is not None:
-            hits = _structured(text, "base64-encoded ") or _assignments(text, "base64-encoded ")
+            hits = _structured(text, "base64-encoded ") + scan_spark_conf(text, "base64-encoded ") or _assignments(
+                text, "base64-encoded "
+            )
             if not hits and (found := _unstructured(text.strip())) is not None:
                 hits = [Hit(found.rule, "base64-encoded " + found.detail)]
     return hits
@@ -350,10 +435,14 @@ def scan_value(value: str) -> list[Hit]:
 _DIGIT = re.compile(r"[0-9]").search
 
 
+_BASE64_MARK = re.compile(r"[0-9+/=]").search
+
+
 def _looks_base64(value: str) -> bool:
     # _BASE64 admits ASCII only, so "has an uppercase letter" is `lower() != value`: C speed, not a Python loop
-    # per character (ordinary config values like `hyperparameter-10-value` reach this test).
-    return _BASE64.fullmatch(value) is not None and _DIGIT(value) is not None and value.lower() != value
+    # per character (ordinary config values like `hyperparameter-10-value` reach this test). A digit, `+`, `/` or
+    # padding is what sets base64 apart from a CamelCase word: one in ~1,700 encoded keys has no digit at all.
+    return _BASE64.fullmatch(value) is not None and _BASE64_MARK(value) is not None and value.lower() != value
 
 
 def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
@@ -373,11 +462,11 @@ def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
 
 def _by_name(name: str, value: str) -> Hit | None:
     if name.startswith(_FLYTE_INJECTOR_PREFIXES):
-        return Hit(FLYTE_SECRET_LITERAL, f"variable {name} holds a literal Flyte secret")
+        return Hit(FLYTE_SECRET_LITERAL, f"variable {shown_name(name)} holds a literal Flyte secret")
     if name == "SECRETS" and _decoded(value) is not None:
         return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
     if is_credential_name(name):
-        return Hit(ENV_CREDENTIAL_LITERAL, f"variable {name} holds a literal storage credential")
+        return Hit(ENV_CREDENTIAL_LITERAL, f"variable {shown_name(name)} holds a literal storage credential")
     return None
 
 
@@ -432,7 +521,8 @@ def scan_args(args: Sequence[str]) -> list[tuple[int, Hit]]:
     previous_flag: str | None = None
     for index, item in enumerate(args):
         if previous_flag is not None and item and not item.startswith("-") and not is_reference(item):
-            hits.append((index, Hit(CLI_CREDENTIAL_FLAG, f"the value of flag {previous_flag} is a literal credential")))
+            flag = setting_name(previous_flag)
+            hits.append((index, Hit(CLI_CREDENTIAL_FLAG, f"the value of flag {flag} is a literal credential")))
             previous_flag = _flag_name(item) if index in candidates else None
             continue
         if index not in candidates:

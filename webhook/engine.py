@@ -21,13 +21,22 @@ from typing import Any, Literal
 
 from webhook import detection
 from webhook.admission_types import AdmissionRequest, JSONObject, PatchOperation
-from webhook.findings import Finding, Hit, Rule, Severity
+from webhook.findings import Finding, Hit, Rule, Severity, shown_name
 from webhook.injection import RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, plan_injection
 from webhook.policy import Policy, Profile
 from webhook.readability import CREDENTIALS_UNREADABLE, unreadable_credentials
+from webhook.secret_references import (
+    CREDENTIAL_NOT_ROTATABLE,
+    CROSS_ENVIRONMENT_CREDENTIALS,
+    STATIC_CREDENTIALS_NOT_ALLOWED,
+    cross_environment,
+    not_rotatable,
+    static_credentials,
+)
 from webhook.selection import choose_profile, find_exemption, is_flyte_task_pod
 
-Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied"]
+Outcome = Literal["ignored", "exempt", "unmatched", "allowed", "patched", "denied", "errored"]
+"""`errored` is keyguard's own failure, never a policy verdict: the adapters record it, `decide` never returns it."""
 CONTAINER_KINDS = ("initContainers", "containers", "ephemeralContainers")
 
 INJECTION_MISSING = Rule(
@@ -37,7 +46,15 @@ INJECTION_MISSING = Rule(
     fix="make sure the mutating webhook mutate.keyguard.flyte.org is installed and selects this pod; pods "
     "created while it was down must be recreated",
 )
-POLICY_RULES = (RESERVED_NAME_CONFLICT, SERVICE_ACCOUNT_NOT_ALLOWED, INJECTION_MISSING, CREDENTIALS_UNREADABLE)
+POLICY_RULES = (
+    RESERVED_NAME_CONFLICT,
+    SERVICE_ACCOUNT_NOT_ALLOWED,
+    CROSS_ENVIRONMENT_CREDENTIALS,
+    STATIC_CREDENTIALS_NOT_ALLOWED,
+    INJECTION_MISSING,
+    CREDENTIALS_UNREADABLE,
+    CREDENTIAL_NOT_ROTATABLE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +82,7 @@ def all_rules() -> tuple[Rule, ...]:
 
 def _container_findings(kind: str, index: int, container: Mapping[str, Any]) -> Iterable[Finding]:
     raw_name = container.get("name")
-    name = raw_name if isinstance(raw_name, str) else f"#{index}"
+    name = shown_name(raw_name) if isinstance(raw_name, str) else f"#{index}"
     where = f"spec.{kind}[{index}]"
     env = container.get("env")
     if isinstance(env, list):
@@ -78,7 +95,7 @@ def _container_findings(kind: str, index: int, container: Mapping[str, Any]) -> 
                     literals.append((var_name, value))
                     positions.append(j)
         for k, hit in detection.scan_env(literals):
-            yield _finding(hit, f"{where}.env[{positions[k]}]", name, f"env {literals[k][0]}")
+            yield _finding(hit, f"{where}.env[{positions[k]}]", name, f"env {shown_name(literals[k][0])}")
     for field in ("command", "args"):
         items = container.get(field)
         if isinstance(items, list) and items:
@@ -138,8 +155,8 @@ def _pod_name(request: AdmissionRequest, pod: Mapping[str, Any]) -> str:
     if isinstance(metadata, dict):
         name = metadata.get("name") or metadata.get("generateName")
         if isinstance(name, str) and name:
-            return name
-    return request.get("name") or "(unnamed)"
+            return shown_name(name)
+    return shown_name(request.get("name") or "(unnamed)")
 
 
 def _verdict(
@@ -202,13 +219,15 @@ def decide(
         profile = choose_profile(policy, namespace=namespace, pod=pod, namespace_labels=namespace_labels)
     if profile is None:
         return Decision(True, "unmatched")
-    pod_label = f"pod {namespace}/{_pod_name(request, pod)}"
+    pod_label = f"pod {shown_name(namespace)}/{_pod_name(request, pod)}"
     if debugging:
         findings = find_plaintext_credentials(
             pod, kinds=("ephemeralContainers",), skip=_ephemeral_names(request.get("oldObject"))
         )
         return _verdict(profile, findings, [], [], pod_label)
     findings = find_plaintext_credentials(pod)
+    findings.extend(cross_environment(pod, profile, policy))
+    findings.extend(static_credentials(pod, profile) or not_rotatable(pod, profile))
     injection = plan_injection(pod, profile, policy_version=policy.version)
     findings.extend(injection.conflicts)
     patch: list[PatchOperation] = []

@@ -8,8 +8,40 @@ serialised or shown to a user.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+MAX_NAME_LENGTH = 128
+"""Longer than any real setting name (the longest, Spark's per-bucket S3A keys, stay under 100 characters with
+a 63-character bucket name). A longer name is still judged, but never cached and never shown whole."""
+_SHOWN_HEAD = 16
+# A run of key alphabet with a capital and a digit, or 16 long with a capital and not camelCase words: the shape of
+# every access key id, secret key and account key, and of no Kubernetes or Flyte name (lowercase, short words in
+# capitals, or camelCase words like `serviceAccountName`).
+_RUN = re.compile(r"[A-Za-z0-9+/=]{8,}")
+_CAMEL_WORDS = re.compile(r"(?:[A-Z]?[a-z]+)+")
+
+
+def _key_like(run: str) -> bool:
+    if not any(c.isupper() for c in run):
+        return False
+    if any(c.isdigit() for c in run):
+        return True
+    return len(run) >= 16 and not _CAMEL_WORDS.fullmatch(run)
+
+
+def shown_name(name: object) -> str:
+    """A name from the request (env var, container, service account) as messages show it: whole when it has a
+    real length and no key-shaped run, else its first characters before any such run, plus its length.
+
+    Not a string only where no `parse_review` ran before (`keyguard check` on a manifest): shown by its type."""
+    if not isinstance(name, str):
+        return f"(a {type(name).__name__})"
+    cut = next((run.start() for run in _RUN.finditer(name) if _key_like(run.group())), None)
+    if cut is None and len(name) <= MAX_NAME_LENGTH:
+        return name
+    return f"{name[: min(_SHOWN_HEAD, len(name) if cut is None else cut)]}… (a {len(name)}-character name)"
 
 
 class Severity(StrEnum):

@@ -6,7 +6,8 @@ For a selected pod and its profile this plans, without copying or diffing the po
   renderer only, read-only in every other container;
 - file modes every task can read whatever uid and gid its image runs as (webhook/credential_files.py says why);
 - `AWS_SHARED_CREDENTIALS_FILE`, pointing SDKs at a file instead of holding a value;
-- for `access-keys` Secrets, an init container (`keyguard render-credentials`) that writes that file;
+- for `access-keys` Secrets, an init container (`keyguard render-credentials`) that writes that file, and with
+  `refresh: watch` a native sidecar that re-renders it when the kubelet swaps in a rotated Secret;
 - the least-privilege service account, with the API token removed unless the profile grants API access;
 - annotations recording the profile and policy version.
 
@@ -24,15 +25,21 @@ from typing import Any
 
 from webhook.admission_types import PatchOperation
 from webhook.credential_files import CREDENTIAL_FILE_MODE
-from webhook.findings import Finding, Rule, Severity
+from webhook.findings import Finding, Rule, Severity, shown_name
 from webhook.json_pointer import add, pointer, remove, replace
 from webhook.policy import Profile
 
 CREDS_VOLUME = "keyguard-storage-creds"
 TMPFS_VOLUME = "keyguard-storage-tmpfs"
+IDENTITY_VOLUME = "keyguard-identity-token"  # a projected service-account token for a workload identity
+IDENTITY_DIR = "/var/run/secrets/keyguard/identity"
+IDENTITY_TOKEN = f"{IDENTITY_DIR}/token"
 RENDERER_NAME = "keyguard-render-credentials"
+REFRESHER_NAME = "keyguard-refresh-credentials"
+WRITERS = frozenset({RENDERER_NAME, REFRESHER_NAME})  # the init containers that write the tmpfs
 CREDENTIALS_ENV = "AWS_SHARED_CREDENTIALS_FILE"
 CREDENTIALS_FILE = "credentials"
+GCS_KEY_FILE = "key.json"
 ANNOTATION_PROFILE = "keyguard.flyte.org/profile"
 ANNOTATION_POLICY_VERSION = "keyguard.flyte.org/policy-version"
 TOKEN_VOLUME_PREFIX = "kube-api-access-"
@@ -86,43 +93,70 @@ def credentials_file_path(profile: Profile) -> str:
     return f"{base}/{CREDENTIALS_FILE}"
 
 
-def _secret_volume(profile: Profile) -> dict[str, Any]:
-    return {
-        "name": CREDS_VOLUME,
-        "secret": {"secretName": profile.credentials.secret_name, "defaultMode": CREDENTIAL_FILE_MODE},
-    }
-
-
-def _tmpfs_volume(profile: Profile) -> dict[str, Any]:
-    return {
-        "name": TMPFS_VOLUME,
-        "emptyDir": {"medium": "Memory", "sizeLimit": profile.credentials.tmpfs_size_limit},
-    }
-
-
-def _mounts(profile: Profile, *, renderer: bool = False) -> list[dict[str, Any]]:
-    """Both volumes, read-only, except the tmpfs in the renderer, the one container that writes there."""
+def _volumes(profile: Profile) -> list[dict[str, Any]]:
+    """The Secret and the tmpfs for keys from a Secret; one projected token for a workload identity; nothing for
+    GKE, whose identity is an annotation on the service account."""
+    c = profile.credentials
+    identity = c.web_identity or c.azure
+    if identity is not None:
+        token = {"audience": identity.audience, "expirationSeconds": identity.expiration_seconds, "path": "token"}
+        return [{"name": IDENTITY_VOLUME, "projected": {"sources": [{"serviceAccountToken": token}]}}]
+    if not c.uses_secret:
+        return []
     return [
-        {"name": CREDS_VOLUME, "mountPath": profile.credentials.mount_path, "readOnly": True},
-        {"name": TMPFS_VOLUME, "mountPath": profile.credentials.tmpfs_path, "readOnly": not renderer},
+        {"name": CREDS_VOLUME, "secret": {"secretName": c.secret_name, "defaultMode": CREDENTIAL_FILE_MODE}},
+        {"name": TMPFS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": c.tmpfs_size_limit}},
     ]
 
 
-def renderer_container(profile: Profile) -> dict[str, Any]:
-    """The init container that turns the mounted keys into a shared-credentials file in the tmpfs."""
+def _mounts(profile: Profile, *, renderer: bool = False) -> list[dict[str, Any]]:
+    """Every volume read-only, except the tmpfs in the renderer, the one container that writes there."""
     c = profile.credentials
-    return {
-        "name": RENDERER_NAME,
+    paths = {CREDS_VOLUME: c.mount_path, TMPFS_VOLUME: c.tmpfs_path, IDENTITY_VOLUME: IDENTITY_DIR}
+    return [
+        {"name": v["name"], "mountPath": paths[v["name"]], "readOnly": not (renderer and v["name"] == TMPFS_VOLUME)}
+        for v in _volumes(profile)
+    ]
+
+
+def _env(profile: Profile, project: str | None) -> list[dict[str, str]]:
+    """The environment that points SDKs at files and roles: paths and public identifiers, never a value."""
+    c = profile.credentials
+    env: dict[str, str | None] = {}
+    if c.format in ("access-keys", "credentials-file"):
+        env[CREDENTIALS_ENV] = credentials_file_path(profile)
+    elif c.format == "gcs-key":
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = f"{c.mount_path}/{GCS_KEY_FILE}"
+    elif c.web_identity is not None:
+        w = c.web_identity
+        env["AWS_ROLE_ARN"] = w.role_arn_by_project.get(project or "", w.role_arn) or None
+        env["AWS_WEB_IDENTITY_TOKEN_FILE"] = IDENTITY_TOKEN
+        env["AWS_ENDPOINT_URL_STS"] = w.sts_endpoint
+    elif c.azure is not None:
+        a = c.azure
+        env.update(
+            AZURE_CLIENT_ID=a.client_id,
+            AZURE_TENANT_ID=a.tenant_id,
+            AZURE_FEDERATED_TOKEN_FILE=IDENTITY_TOKEN,
+            AZURE_AUTHORITY_HOST=a.authority_host,
+        )
+    return [{"name": name, "value": value} for name, value in env.items() if value]
+
+
+def renderer_container(profile: Profile, *, refresher: bool = False) -> dict[str, Any]:
+    """The init container that turns the mounted keys into a shared-credentials file in the tmpfs; as the
+    refresher, a native sidecar (`restartPolicy: Always`) that renders again whenever the Secret changes. The
+    one-shot renderer stays first either way, so no task container can start before the file exists; the kubelet
+    stops the sidecar once the task's containers have exited, so it never keeps a finished pod alive."""
+    c = profile.credentials
+    command = ["keyguard", "render-credentials", "--from", c.mount_path, "--to", credentials_file_path(profile)]
+    if refresher:
+        command += ["--watch", "--interval", str(c.refresh_seconds)]
+    container: dict[str, Any] = {
+        "name": REFRESHER_NAME if refresher else RENDERER_NAME,
         "image": profile.renderer.image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [
-            "keyguard",
-            "render-credentials",
-            "--from",
-            c.mount_path,
-            "--to",
-            credentials_file_path(profile),
-        ],
+        "command": command,
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"cpu": "100m", "memory": "64Mi"},
@@ -140,6 +174,9 @@ def renderer_container(profile: Profile) -> dict[str, Any]:
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": _mounts(profile, renderer=True),
     }
+    if refresher:
+        container["restartPolicy"] = "Always"
+    return container
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +187,9 @@ class _Parts:
     mounts: dict[str, dict[str, Any]]
     renderer_mounts: dict[str, dict[str, Any]]
     mount_paths: frozenset[str]
-    env_entry: dict[str, str]
+    env: dict[str | None, list[dict[str, str]]]  # by Flyte project: only a per-project role makes them differ
     renderer: dict[str, Any]
+    refresher: dict[str, Any] | None
 
 
 _PARTS: dict[int, tuple[Profile, _Parts]] = {}
@@ -164,13 +202,16 @@ def _parts(profile: Profile) -> _Parts:
     if len(_PARTS) > 64:  # profiles of replaced policies
         _PARTS.clear()
     mounts = {m["name"]: m for m in _mounts(profile)}
+    web_identity = profile.credentials.web_identity
+    projects = web_identity.role_arn_by_project if web_identity is not None else {}
     parts = _Parts(
-        volumes={CREDS_VOLUME: _secret_volume(profile), TMPFS_VOLUME: _tmpfs_volume(profile)},
+        volumes={v["name"]: v for v in _volumes(profile)},
         mounts=mounts,
         renderer_mounts={m["name"]: m for m in _mounts(profile, renderer=True)},
         mount_paths=frozenset(m["mountPath"] for m in mounts.values()),
-        env_entry={"name": CREDENTIALS_ENV, "value": credentials_file_path(profile)},
+        env={project: _env(profile, project) for project in (None, *projects)},
         renderer=renderer_container(profile),
+        refresher=renderer_container(profile, refresher=True) if profile.credentials.refresh == "watch" else None,
     )
     _PARTS[id(profile)] = (profile, parts)
     return parts
@@ -198,6 +239,14 @@ def _is_token_volume(volume: Any) -> bool:
     return any(isinstance(s, dict) and "serviceAccountToken" in s for s in sources)
 
 
+def _is_ours(volume: dict[str, Any], name: str, profile: Profile) -> bool:
+    if name == CREDS_VOLUME:
+        return bool(_dict(volume.get("secret")).get("secretName") == profile.credentials.secret_name)
+    if name == IDENTITY_VOLUME:
+        return volume == _parts(profile).volumes.get(IDENTITY_VOLUME)
+    return bool(_dict(volume.get("emptyDir")).get("medium") == "Memory")
+
+
 def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], injection: Injection) -> None:
     volumes = spec.get("volumes")
     existing = _list(volumes)
@@ -209,20 +258,20 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
         name = _str(volume.get("name"))
         if name in drop:
             injection.operations.append(remove(f"/spec/volumes/{index}"))
-        elif name == CREDS_VOLUME:
-            secret = _dict(volume.get("secret"))
-            if secret.get("secretName") != profile.credentials.secret_name:
-                _conflict(injection, f"spec.volumes[{index}]", f"volume {CREDS_VOLUME}")
-            elif secret.get("defaultMode") != CREDENTIAL_FILE_MODE:
+        elif name in (CREDS_VOLUME, TMPFS_VOLUME, IDENTITY_VOLUME):
+            # A second copy (another mutating webhook may add one; pod validation runs after admission) is a
+            # clash too: keyguard cannot tell which of the two the kubelet would mount.
+            if name not in missing or not _is_ours(volume, name, profile):
+                _conflict(injection, f"spec.volumes[{index}]", f"volume {name}")
+            elif (
+                name == CREDS_VOLUME
+                and (secret := _dict(volume.get("secret"))).get("defaultMode") != CREDENTIAL_FILE_MODE
+            ):
                 op = replace if "defaultMode" in secret else add
                 repair = op(f"/spec/volumes/{index}/secret/defaultMode", CREDENTIAL_FILE_MODE)
                 injection.operations.append(repair)  # here, before removals below this index shift it
                 injection.repairs.append(repair)
-            missing.pop(CREDS_VOLUME)
-        elif name == TMPFS_VOLUME:
-            if _dict(volume.get("emptyDir")).get("medium") != "Memory":
-                _conflict(injection, f"spec.volumes[{index}]", f"volume {TMPFS_VOLUME}")
-            missing.pop(TMPFS_VOLUME)
+            missing.pop(name, None)
     if not missing:
         return
     if not isinstance(volumes, list):
@@ -232,7 +281,13 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
 
 
 def _plan_container(
-    kind: str, index: int, container: dict[str, Any], profile: Profile, drop: set[str], injection: Injection
+    kind: str,
+    index: int,
+    container: dict[str, Any],
+    profile: Profile,
+    drop: set[str],
+    env: list[dict[str, str]],
+    injection: Injection,
 ) -> None:
     base = f"/spec/{kind}/{index}"
     raw_name = container.get("name")
@@ -240,7 +295,7 @@ def _plan_container(
     mounts = container.get("volumeMounts")
     existing = _list(mounts)
     parts = _parts(profile)
-    wanted = parts.renderer_mounts if name == RENDERER_NAME and kind == "initContainers" else parts.mounts
+    wanted = parts.renderer_mounts if name in WRITERS and kind == "initContainers" else parts.mounts
     wanted_paths = parts.mount_paths
     missing = dict(wanted)
     for j in range(len(existing) - 1, -1, -1):
@@ -267,42 +322,60 @@ def _plan_container(
             injection.operations.append(add(f"{base}/volumeMounts", list(missing.values())))
         else:
             injection.operations.extend(add(f"{base}/volumeMounts/-", m) for m in missing.values())
-    if kind == "ephemeralContainers" or name == RENDERER_NAME:
+    if kind == "ephemeralContainers" or name in WRITERS:
         return
-    _plan_env(base, name, container, parts.env_entry, injection)
+    _plan_env(base, name, container, env, injection)
 
 
-def _plan_env(base: str, name: str, container: dict[str, Any], entry: dict[str, str], injection: Injection) -> None:
+def _plan_env(
+    base: str, name: str, container: dict[str, Any], entries: list[dict[str, str]], injection: Injection
+) -> None:
+    """Add each variable the container lacks; one it sets itself is left alone, with a note when it differs."""
     env = container.get("env")
-    wanted = entry["value"]
-    for variable in _list(env):
-        if isinstance(variable, dict) and variable.get("name") == CREDENTIALS_ENV:
-            if variable.get("value") != wanted:
-                injection.notes.append(
-                    f"container {name} sets {CREDENTIALS_ENV} itself; keyguard left it, so the SDK may not "
-                    f"read the injected credentials at {wanted}"
-                )
-            return
+    own = {v.get("name"): v for v in _list(env) if isinstance(v, dict) and isinstance(v.get("name"), str)}
+    missing = []
+    for entry in entries:
+        variable = own.get(entry["name"])
+        if variable is None:
+            missing.append(entry)
+        elif variable.get("value") != entry["value"]:
+            injection.notes.append(
+                f"container {name} sets {entry['name']} itself; keyguard left it, so the SDK may not use the "
+                f"injected credentials ({entry['value']})"
+            )
+    if not missing:
+        return
     if isinstance(env, list):
-        injection.operations.append(add(f"{base}/env/-", entry))
+        injection.operations.extend(add(f"{base}/env/-", entry) for entry in missing)
     else:
-        injection.operations.append(add(f"{base}/env", [entry]))
+        injection.operations.append(add(f"{base}/env", missing))
 
 
 def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
-    init = spec.get("initContainers")
-    wanted = _parts(profile).renderer
-    for index, container in enumerate(_list(init)):
-        if isinstance(container, dict) and container.get("name") == RENDERER_NAME:
-            if container.get("command") != wanted["command"] or container.get("image") != wanted["image"]:
-                _conflict(injection, f"spec.initContainers[{index}]", f"init container {RENDERER_NAME}")
-            return
+    """The renderer first among the init containers, the refresher (if any) right after it."""
+    init = _list(spec.get("initContainers"))
+    parts = _parts(profile)
+    found: dict[str, int] = {}
+    for index, container in enumerate(init):
+        name = _str(container.get("name")) if isinstance(container, dict) else None
+        if name not in WRITERS:
+            continue
+        wanted = parts.renderer if name == RENDERER_NAME else parts.refresher
+        found[name] = index
+        if wanted is not None and (
+            container.get("command") != wanted["command"] or container.get("image") != wanted["image"]
+        ):
+            _conflict(injection, f"spec.initContainers[{index}]", f"init container {name}")
     if profile.credentials.format != "access-keys":
         return
-    if isinstance(init, list) and init:
-        injection.operations.append(add("/spec/initContainers/0", wanted))
-    else:
-        injection.operations.append(add("/spec/initContainers", [wanted]))
+    missing = [c for c in (parts.renderer, parts.refresher) if c is not None and c["name"] not in found]
+    if not missing:
+        return
+    if not isinstance(spec.get("initContainers"), list) or not init:
+        injection.operations.append(add("/spec/initContainers", missing))
+        return
+    at = found[RENDERER_NAME] + 1 if RENDERER_NAME in found else 0
+    injection.operations.extend(add(f"/spec/initContainers/{at + n}", c) for n, c in enumerate(missing))
 
 
 def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
@@ -314,12 +387,13 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
         if "serviceAccount" in spec:
             injection.operations.append(replace("/spec/serviceAccount", policy.name))
     elif current != policy.name and current not in policy.allowed:
+        shown = shown_name(current)
         injection.conflicts.append(
             Finding(
                 rule=SERVICE_ACCOUNT_NOT_ALLOWED,
                 path="spec.serviceAccountName",
-                field=f"serviceAccountName {current}",
-                message=f"service account {current} is not allowed in profile {profile.name}; task pods run as "
+                field=f"serviceAccountName {shown}",
+                message=f"service account {shown} is not allowed in profile {profile.name}; task pods run as "
                 f"{policy.name}" + (f" or one of {', '.join(policy.allowed)}" if policy.allowed else ""),
             )
         )
@@ -343,6 +417,11 @@ def _plan_annotations(pod: Mapping[str, Any], profile: Profile, policy_version: 
                 injection.operations.append(op(pointer("metadata", "annotations", key), value))
 
 
+def _project(pod: Mapping[str, Any]) -> str | None:
+    labels = _dict(_dict(pod.get("metadata")).get("labels"))
+    return _str(labels.get("project"))
+
+
 def plan_injection(pod: Mapping[str, Any], profile: Profile, *, policy_version: str) -> Injection:
     """Plan the operations that bring `pod` to the injected state of `profile` (none when it is there)."""
     injection = Injection()
@@ -354,10 +433,12 @@ def plan_injection(pod: Mapping[str, Any], profile: Profile, *, policy_version: 
     if not profile.service_account.api_access:
         drop = {v["name"] for v in _list(spec.get("volumes")) if _is_token_volume(v)}
     _plan_volumes(spec, profile, drop, injection)
+    all_env = _parts(profile).env
+    env = all_env.get(_project(pod), all_env[None])
     for kind in ("initContainers", "containers", "ephemeralContainers"):
         for index, container in enumerate(_list(spec.get(kind))):
             if isinstance(container, dict):
-                _plan_container(kind, index, container, profile, drop, injection)
+                _plan_container(kind, index, container, profile, drop, env, injection)
     _plan_service_account(spec, profile, injection)
     _plan_annotations(pod, profile, policy_version, injection)
     _plan_renderer(spec, profile, injection)

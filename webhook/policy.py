@@ -85,21 +85,80 @@ class Match(_Model):
     domains: tuple[str, ...] = ()
 
 
+class WebIdentity(_Model):
+    """AWS STS AssumeRoleWithWebIdentity with a projected service-account token: no static key at all."""
+
+    role_arn: str = ""
+    role_arn_by_project: dict[str, str] = Field(default_factory=dict)  # a Flyte project's own role
+    audience: str = Field(default="sts.amazonaws.com", min_length=1)
+    expiration_seconds: int = Field(default=3600, ge=600, le=86400)  # the API server's own bounds
+    sts_endpoint: str | None = None  # AWS_ENDPOINT_URL_STS, for an STS other than AWS's (e.g. SeaweedFS)
+
+
+class AzureIdentity(_Model):
+    """Azure workload identity: a federated token exchanged by the Azure SDKs, no account key."""
+
+    client_id: str = Field(min_length=1)
+    tenant_id: str = Field(min_length=1)
+    authority_host: str = "https://login.microsoftonline.com/"
+    audience: str = "api://AzureADTokenExchange"
+    expiration_seconds: int = Field(default=3600, ge=600, le=86400)
+
+
+class GkeIdentity(_Model):
+    """GKE workload identity: the task service account is annotated with a Google service account; nothing is
+    mounted. keyguard only keeps keys out and tasks on that account; doctor checks the annotation."""
+
+    service_account: str = Field(min_length=1)  # the Google service account's email
+
+
+IDENTITY_FORMATS = frozenset({"web-identity", "azure-workload-identity", "gke-workload-identity"})
+
+
 class Credentials(_Model):
-    """The per-environment storage-credential Secret and where it appears in the pod."""
+    """How storage credentials reach a task: from the per-environment Secret (access-keys, credentials-file,
+    gcs-key), or as short-lived credentials from a workload identity with no Secret at all."""
 
     secret_name: ObjectName = "flyte-storage-creds"
-    format: Literal["access-keys", "credentials-file"] = "access-keys"
+    format: Literal[
+        "access-keys", "credentials-file", "gcs-key", "web-identity", "azure-workload-identity", "gke-workload-identity"
+    ] = "access-keys"
+    web_identity: WebIdentity | None = None
+    azure: AzureIdentity | None = None
+    gke: GkeIdentity | None = None
     mount_path: AbsolutePath = "/etc/flyte/storage"
     tmpfs_path: AbsolutePath = "/var/run/flyte/storage"
     tmpfs_size_limit: Quantity = "1Mi"
+    # watch: a native sidecar re-renders the credentials file when the kubelet swaps in a rotated Secret, so
+    # running tasks get new keys without a restart (access-keys only; Kubernetes 1.29+ for native sidecars).
+    refresh: Literal["none", "watch"] = "none"
+    refresh_seconds: int = Field(default=10, ge=1, le=3600)
+    # `keyguard doctor` reports a Secret older than this (since `keyguard secret create` last wrote it).
+    max_age_days: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _distinct_paths(self) -> Credentials:
         a, b = self.mount_path + "/", self.tmpfs_path + "/"
         if a.startswith(b) or b.startswith(a):
             raise ValueError("mountPath and tmpfsPath must not contain one another")
+        if self.refresh == "watch" and self.format != "access-keys":
+            raise ValueError("refresh: watch re-renders access-keys; any other Secret is read directly")
+        needs = {"web-identity": "webIdentity", "azure-workload-identity": "azure", "gke-workload-identity": "gke"}
+        wanted = needs.get(self.format)
+        for format_, field in needs.items():
+            value = {"webIdentity": self.web_identity, "azure": self.azure, "gke": self.gke}[field]
+            if field == wanted and value is None:
+                raise ValueError(f"format {self.format} needs credentials.{field}")
+            if field != wanted and value is not None:
+                raise ValueError(f"credentials.{field} is only for format {format_}")
+        if self.web_identity is not None and not (self.web_identity.role_arn or self.web_identity.role_arn_by_project):
+            raise ValueError("webIdentity needs roleArn or roleArnByProject")
         return self
+
+    @property
+    def uses_secret(self) -> bool:
+        """False for the workload identities: no static key, no Secret."""
+        return self.format not in IDENTITY_FORMATS
 
 
 class Renderer(_Model):

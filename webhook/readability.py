@@ -23,7 +23,7 @@ from typing import Any
 
 from webhook.credential_files import CREDENTIAL_FILE_MODE
 from webhook.findings import Finding, Rule, Severity
-from webhook.injection import CREDS_VOLUME, RENDERER_NAME, RENDERER_UID
+from webhook.injection import CREDS_VOLUME, RENDERER_NAME, RENDERER_UID, WRITERS
 from webhook.policy import Profile
 
 CREDENTIALS_UNREADABLE = Rule(
@@ -71,6 +71,10 @@ def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _fs_group(pod_context: Mapping[str, Any]) -> int | None:
     return _int(pod_context.get("fsGroup"))
 
@@ -81,7 +85,7 @@ def identity(pod_context: Mapping[str, Any], container: Mapping[str, Any]) -> Id
     uid = uid if uid is not None else _int(pod_context.get("runAsUser"))
     gid = _int(context.get("runAsGroup"))
     gid = gid if gid is not None else _int(pod_context.get("runAsGroup"))
-    groups = {g for g in pod_context.get("supplementalGroups") or () if _int(g) is not None}
+    groups = {g for g in _list(pod_context.get("supplementalGroups")) if _int(g) is not None}
     if (fs_group := _fs_group(pod_context)) is not None:
         groups.add(fs_group)
     capabilities = _dict(context.get("capabilities"))
@@ -108,8 +112,7 @@ def rendered_file(pod_context: Mapping[str, Any], renderer: Identity) -> FileOwn
 
 def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, int, Mapping[str, Any]]]:
     for kind in ("initContainers", "containers"):
-        items = spec.get(kind)
-        for index, container in enumerate(items if isinstance(items, list) else ()):
+        for index, container in enumerate(_list(spec.get(kind))):
             if isinstance(container, dict):
                 yield kind, index, container
 
@@ -118,7 +121,7 @@ def unreadable_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Fin
     """A finding for every container of an injected pod that could not read the credentials it needs: the
     rendered file (access-keys), or the Secret's files (the renderer, and every container for credentials-file)."""
     spec = _dict(pod.get("spec"))
-    volumes = [v for v in spec.get("volumes") or () if isinstance(v, dict) and v.get("name") == CREDS_VOLUME]
+    volumes = [v for v in _list(spec.get("volumes")) if isinstance(v, dict) and v.get("name") == CREDS_VOLUME]
     if not volumes:
         return []
     secret = _dict(volumes[0].get("secret"))
@@ -130,14 +133,17 @@ def unreadable_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Fin
     rendered = rendered_file(pod_context, identity(pod_context, renderer)) if renderer is not None else None
     findings: list[Finding] = []
     for kind, index, container in containers:
-        mounts = container.get("volumeMounts")
-        if not any(isinstance(m, dict) and m.get("name") == CREDS_VOLUME for m in mounts or ()):
+        if not any(isinstance(m, dict) and m.get("name") == CREDS_VOLUME for m in _list(container.get("volumeMounts"))):
             continue
-        name = container.get("name") if isinstance(container.get("name"), str) else f"#{index}"
+        name = container["name"] if isinstance(container.get("name"), str) else f"#{index}"
         # Every container keyguard mounts the Secret into must be able to read it (that is the design, and a
         # restrictive mode is how an older injection shows); a task also needs the rendered file.
         needed = [("the Secret's files", secret_owner)]
-        if container is not renderer and rendered is not None and profile.credentials.format == "access-keys":
+        if (
+            container.get("name") not in WRITERS
+            and rendered is not None
+            and profile.credentials.format == "access-keys"
+        ):
             needed.append(("the rendered credentials file", rendered))
         who = identity(pod_context, container)
         for what, file in needed:

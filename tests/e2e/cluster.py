@@ -1,12 +1,20 @@
 """A real control plane on loopback: etcd and kube-apiserver as plain processes (what envtest does), and keyguard
 as a real `keyguard serve` process. No kubelet and no controllers: pods are stored, never run, which is all
 admission needs. Every address is 127.0.0.1 with a free port; the API server speaks real TLS and authenticates
-the admin by client certificate."""
+the admin by client certificate.
+
+Nothing outlives the run: every child (servers and one-shot kubectl or keyguard commands) is killed with SIGKILL
+by the kernel when pytest dies (PR_SET_PDEATHSIG, even on `kill -9`); each server leads its own process group,
+stopped as a group, and an atexit hook kills the groups when pytest exits without tearing down."""
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import copy
+import ctypes
+import json
 import os
 import shutil
 import signal
@@ -21,6 +29,7 @@ from typing import Any
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.pki import ClusterPki, make_pki
 from tests.server_harness import free_port
@@ -28,10 +37,18 @@ from tests.server_harness import free_port
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "tests" / "e2e" / "build-k8s.sh"
 KEYGUARD = Path(sys.executable).parent / "keyguard"
+PORT_ATTEMPTS = 3  # free_port() releases the port before the process binds it: another process may take it first
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+_RUNNING: set[subprocess.Popen[bytes]] = set()
 
 
 class HarnessError(RuntimeError):
     """The harness could not start: the message says what and shows the end of the process log."""
+
+
+class PortTaken(HarnessError):
+    """A process could not bind the free port it was given: someone else took it in between (retried)."""
 
 
 def k8s_binaries() -> Path:
@@ -50,19 +67,49 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGKILL when pytest dies, however it dies."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """pytest exiting without teardown (an interrupt in a fixture, os._exit in a plugin): no process survives it."""
+    for popen in list(_RUNNING):
+        if popen.poll() is None:  # unreaped: its process group id is still ours
+            os.killpg(popen.pid, signal.SIGKILL)
+
+
 @dataclass
 class Process:
     name: str
     argv: list[str]
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    log_start: int = 0
 
     def start(self) -> None:
         handle = self.log.open("ab")
+        self.log_start = handle.tell()
         self.popen = subprocess.Popen(
-            self.argv, stdout=handle, stderr=subprocess.STDOUT, env=_clean_env(), start_new_session=True
+            self.argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=_clean_env(),
+            start_new_session=True,  # its own process group: stop() and the guards kill it and its children
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
         )
+        _RUNNING.add(self.popen)
         handle.close()
+
+    def port_taken(self) -> bool:
+        """Whether this start failed because its port was taken (etcd, kube-apiserver and uvicorn all say so)."""
+        try:
+            with self.log.open("rb") as handle:
+                handle.seek(self.log_start)
+                return b"address already in use" in handle.read().lower()
+        except OSError:
+            return False
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -76,23 +123,26 @@ class Process:
     def stop(self, timeout: float = 20) -> int | None:
         if self.popen is None:
             return None
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        code = self.popen.returncode
-        self.popen = None
-        return code
+        try:
+            if self.popen.poll() is None:  # signal the group while its leader is unreaped: the id is still ours
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                try:
+                    self.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                    self.popen.wait()
+            return self.popen.returncode
+        finally:
+            _RUNNING.discard(self.popen)
+            self.popen = None
 
 
 def wait_until(check: Any, what: str, process: Process | None, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and not process.alive():
-            raise HarnessError(f"{what}: {process.name} exited early; its log ends:\n{process.tail()}")
+            error = PortTaken if process.port_taken() else HarnessError
+            raise error(f"{what}: {process.name} exited early; its log ends:\n{process.tail()}")
         try:
             if check():
                 return
@@ -105,12 +155,15 @@ def wait_until(check: Any, what: str, process: Process | None, timeout: float = 
 
 @dataclass
 class ControlPlane:
-    """etcd + kube-apiserver. `kubeconfig` is an admin (system:masters) kubeconfig for 127.0.0.1."""
+    """etcd + kube-apiserver. `kubeconfig` is an admin (system:masters) kubeconfig for 127.0.0.1. `apiserver_args`
+    are appended to kube-apiserver's command line (e.g. encryption or audit configuration)."""
 
     bin_dir: Path
     work: Path
+    apiserver_args: Sequence[str] = ()
     pki: ClusterPki = field(init=False)
     port: int = field(init=False)
+    etcd_url: str = field(init=False)
     processes: list[Process] = field(default_factory=list)
     version: str = ""
     apiserver_args: list[str] = field(default_factory=list)  # added to kube-apiserver's flags (the node suite's)
@@ -125,12 +178,25 @@ class ControlPlane:
 
     def start(self) -> None:
         self.pki = make_pki(self.work / "pki")
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start_processes(attempt)
+                break
+            except PortTaken:
+                self.stop()
+                if attempt == PORT_ATTEMPTS:
+                    raise
+        self.version = self.get("/version").json()["gitVersion"]
+        self._write_kubeconfig()
+
+    def _start_processes(self, attempt: int) -> None:
         client_port, peer_port, self.port = free_port(), free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client_port}"
         etcd = Process(
             "etcd",
             [
                 str(self.bin_dir / "etcd"),
-                f"--data-dir={self.work / 'etcd'}",
+                f"--data-dir={self.work / f'etcd-{attempt}'}",  # a failed attempt's member data is not reused
                 f"--listen-client-urls=http://127.0.0.1:{client_port}",
                 f"--advertise-client-urls=http://127.0.0.1:{client_port}",
                 f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
@@ -144,7 +210,7 @@ class ControlPlane:
         etcd.start()
         self.processes.append(etcd)
         wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{client_port}/health", timeout=1).status_code == 200,
+            lambda: httpx.get(f"http://127.0.0.1:{client_port}/health", timeout=1, trust_env=False).status_code == 200,
             "etcd",
             etcd,
         )
@@ -176,17 +242,21 @@ class ControlPlane:
         apiserver.start()
         self.processes.append(apiserver)
         wait_until(lambda: self.get("/readyz").status_code == 200, "kube-apiserver /readyz", apiserver, timeout=90)
-        self.version = self.get("/version").json()["gitVersion"]
-        self._write_kubeconfig()
 
     def client(self) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(self.pki.serving_ca))
         context.load_cert_chain(self.pki.admin_cert, self.pki.admin_key)
-        return httpx.Client(base_url=self.url, verify=context, timeout=30)
+        return httpx.Client(base_url=self.url, verify=context, timeout=30, trust_env=False)
 
     def get(self, path: str) -> httpx.Response:
         with self.client() as client:
             return client.get(path)
+
+    def token_client(self, token: str) -> httpx.Client:
+        """An HTTP client authenticated as whoever holds `token` (a service account's, from a TokenRequest)."""
+        context = ssl.create_default_context(cafile=str(self.pki.serving_ca))
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=self.url, verify=context, headers=headers, timeout=30, trust_env=False)
 
     def _write_kubeconfig(self) -> None:
         config = {
@@ -229,14 +299,15 @@ class ControlPlane:
             text=True,
             env=_clean_env(),
             check=False,
+            preexec_fn=_die_with_parent,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        while self.processes:
+            self.processes.pop().stop()
 
 
 @dataclass
@@ -260,8 +331,26 @@ class KeyguardProcess:
         return (self.cert_dir / "ca.crt").read_bytes()
 
     def start(self) -> None:
+        """Start keyguard. The first start may move to another free port; a restart keeps the port the webhook
+        configurations point at."""
         if not (self.cert_dir / "ca.crt").exists():
             run_keyguard("certs", "generate", "--out", str(self.cert_dir), "--dns", "localhost", "--ip", "127.0.0.1")
+        first_start = self.process is None and not self.log.exists()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start_process()
+                return
+            except PortTaken:
+                self.stop()
+                if not first_start or attempt == PORT_ATTEMPTS:
+                    raise
+                self.port = free_port()
+
+    @property
+    def log(self) -> Path:
+        return self.work / "keyguard.log"
+
+    def _start_process(self) -> None:
         self.process = Process(
             "keyguard",
             [
@@ -274,13 +363,33 @@ class KeyguardProcess:
                 f"--policy={self.policy}",
                 "--reload-interval=0.5",
             ],
-            self.work / "keyguard.log",
+            self.log,
         )
         self.process.start()
+        wait_until(lambda: self.get("/readyz").status_code == 200, "keyguard", self.process)
+
+    def get(self, path: str) -> httpx.Response:
+        """GET /readyz, /metrics... verified against keyguard's current CA bundle, never through a proxy."""
         ca = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
-        wait_until(
-            lambda: httpx.get(f"{self.url}/readyz", verify=ca, timeout=1).status_code == 200, "keyguard", self.process
-        )
+        return httpx.get(f"{self.url}{path}", verify=ca, timeout=5, trust_env=False)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of keyguard's /metrics (0 when the series does not exist yet)."""
+        for family in text_string_to_metric_families(self.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """keyguard's JSON log lines so far (decisions and events such as policy-reloaded)."""
+        events = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
 
     def stop(self) -> None:
         if self.process is not None:
@@ -290,7 +399,13 @@ class KeyguardProcess:
 
 def run_keyguard(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(KEYGUARD), *args], input=stdin, capture_output=True, text=True, env=_clean_env(), check=False
+        [str(KEYGUARD), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        check=False,
+        preexec_fn=_die_with_parent,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"keyguard {' '.join(args)} failed ({result.returncode}): {result.stderr}")

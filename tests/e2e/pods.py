@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from kubernetes import client
@@ -15,6 +13,7 @@ from tests.flyte_pods import container, task_pod
 
 KEYGUARD_VOLUMES = ("keyguard-storage-creds", "keyguard-storage-tmpfs")
 RENDERER = "keyguard-render-credentials"
+FLYTE_NAMESPACES = ("flytesnacks-development", "flytesnacks-staging", "flytesnacks-production")
 
 
 def propeller_pod(
@@ -79,28 +78,3 @@ def wait_for(check: Any, timeout: float = 15, what: str = "condition") -> Any:
             return last
         time.sleep(0.2)
     raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
-
-
-@contextmanager
-def webhooks_paused(api: client.ApiClient, core: client.CoreV1Api) -> Iterator[None]:
-    """keyguard's webhook configurations taken out and put back as they were: what a cluster looks like while
-    keyguard is not installed (yet)."""
-    admission = client.AdmissionregistrationV1Api(api)
-    current = [
-        api.sanitize_for_serialization(admission.read_mutating_webhook_configuration("keyguard")),
-        api.sanitize_for_serialization(admission.read_validating_webhook_configuration("keyguard")),
-    ]
-    admission.delete_mutating_webhook_configuration("keyguard")
-    admission.delete_validating_webhook_configuration("keyguard")
-    probe = propeller_pod("flytesnacks-production")
-    wait_for(lambda: not is_injected(create_pod(core, probe, dry_run=True)), what="webhooks out of effect")
-    try:
-        yield
-    finally:
-        for document in current:
-            document["metadata"] = {"name": "keyguard", "labels": document["metadata"].get("labels")}
-            if document["kind"] == "MutatingWebhookConfiguration":
-                admission.create_mutating_webhook_configuration(document)
-            else:
-                admission.create_validating_webhook_configuration(document)
-        wait_for(lambda: is_injected(create_pod(core, probe, dry_run=True)), what="webhooks back in effect")

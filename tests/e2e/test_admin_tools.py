@@ -17,6 +17,7 @@ from kubernetes import client
 
 from tests import fake_credentials as fake
 from tests.e2e.cluster import ControlPlane, KeyguardProcess, run_keyguard
+from tests.e2e.configurations import KINDS, informers_synced, keyguard_in_effect, read
 from tests.e2e.pods import wait_for
 from tests.leaks import assert_not_leaked
 from webhook import certs
@@ -77,7 +78,11 @@ def test_certs_install_writes_the_secret_and_keeps_admin_edits(
         hook: Any = admission.read_mutating_webhook_configuration("keyguard")
         assert hook.metadata.labels["team"] == "platform"
         assert hook.webhooks[0].timeout_seconds == 4
-        assert base64.b64decode(hook.webhooks[0].client_config.ca_bundle) == keyguard.ca_bundle()
+        published = {
+            kind: [base64.b64decode(h["clientConfig"]["caBundle"]) for h in read(api, kind)["webhooks"]]
+            for kind in KINDS
+        }
+        assert published == {kind: [keyguard.ca_bundle()] for kind in KINDS}, "caBundle not on every webhook"
         assert hook.webhooks[0].client_config.url.startswith("https://127.0.0.1:")
         managers = {entry.manager for entry in hook.metadata.managed_fields}
         assert {"keyguard", "admin"} <= managers
@@ -140,14 +145,20 @@ def test_doctor_names_a_missing_secret_and_an_over_privileged_task_account(
 
 
 @pytest.fixture
-def restored_certificates(keyguard: KeyguardProcess, control_plane: ControlPlane, tmp_path: Path) -> Iterator[Path]:
+def restored_certificates(
+    api: client.ApiClient, keyguard: KeyguardProcess, control_plane: ControlPlane, tmp_path: Path
+) -> Iterator[Path]:
+    """keyguard's certificates and the published caBundle put back as they were, and admission working again."""
     saved = tmp_path / "saved"
     shutil.copytree(keyguard.cert_dir, saved)
-    yield saved
-    for name in ("ca.crt", "ca.key", "tls.crt", "tls.key"):
-        shutil.copy(saved / name, keyguard.cert_dir / name)
-    run_keyguard("certs", "install", "--dir", str(keyguard.cert_dir), "--no-secret", *_kubeconfig(control_plane))
-    wait_for(lambda: _doctor(control_plane, PRODUCTION)[0] == 0, what="healthy again", timeout=30)
+    try:
+        yield saved
+    finally:
+        for name in ("ca.crt", "ca.key", "tls.crt", "tls.key"):
+            shutil.copy(saved / name, keyguard.cert_dir / name)
+        run_keyguard("certs", "install", "--dir", str(keyguard.cert_dir), "--no-secret", *_kubeconfig(control_plane))
+        informers_synced(api)
+        keyguard_in_effect(api)  # keyguard reloaded the restored certificate and the API server trusts it
 
 
 def test_doctor_names_a_wrong_ca_bundle(

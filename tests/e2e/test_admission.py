@@ -1,5 +1,6 @@
 """What a Flyte user sees through the real API server: injection, refusals, dry runs, debug containers, and pods
-keyguard must leave alone."""
+keyguard must leave alone. The webhooks' matchConditions decide which pods reach keyguard at all: each of their
+branches is exercised here, and keyguard's own log shows which pods it was asked about."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from kubernetes import client
 
 from tests import fake_credentials as fake
-from tests.e2e.pods import RENDERER, create_pod, is_injected, message, propeller_pod, refusal
+from tests.e2e.cluster import KeyguardProcess
+from tests.e2e.pods import RENDERER, create_pod, is_injected, message, propeller_pod, refusal, wait_for
 from tests.flyte_pods import plain_pod
 from tests.leaks import assert_not_leaked
 
@@ -24,7 +26,7 @@ def test_task_pod_is_stored_injected_and_accepted_by_the_service_account_plugin(
     spec = stored.spec
     volumes = {v.name: v for v in spec.volumes}
     assert volumes["keyguard-storage-creds"].secret.secret_name == "flyte-storage-creds"
-    assert volumes["keyguard-storage-creds"].secret.default_mode == 0o440
+    assert volumes["keyguard-storage-creds"].secret.default_mode == 0o444  # readable by any task user (issue 11)
     assert volumes["keyguard-storage-tmpfs"].empty_dir.medium == "Memory"
     assert not [name for name in volumes if name.startswith("kube-api-access-")], "token volume still mounted"
     assert spec.service_account_name == "flyte-task"
@@ -109,7 +111,14 @@ def test_a_debug_container_with_a_key_is_refused(core: client.CoreV1Api) -> None
     with pytest.raises(client.ApiException) as refused:
         core.patch_namespaced_pod_ephemeralcontainers(name, PRODUCTION, body)
     assert refused.value.status == 403
-    assert "debugger" in message(refused.value)
+    text = message(refused.value)
+    expected = (
+        'admission webhook "mutate.keyguard.flyte.org" denied the request: '
+        f"keyguard denied pod {PRODUCTION}/{name} (profile production): 1 problem(s): "
+        "(1) container debugger, env AWS_SECRET_ACCESS_KEY: "
+    )
+    assert text.startswith(expected), text
+    assert "[env-credential-literal]" in text, text
     assert_not_leaked(secret, refused.value.body, "ephemeral container refusal")
 
     clean = {"name": "debugger", "image": "busybox:1.37", "env": [{"name": "AWS_REGION", "value": "us-east-1"}]}
@@ -147,3 +156,63 @@ def test_development_warns_instead_of_refusing(control_plane: Any) -> None:
     assert any("AWS_SECRET_ACCESS_KEY" in w and "env-credential-literal" in w for w in warnings), warnings
     assert is_injected(response.json())
     assert_not_leaked(secret, "\n".join(warnings), "API warnings")
+
+
+def _flyte2_pod() -> dict[str, Any]:
+    """A Flyte 2 action pod: project, domain, run and action labels; no execution-id, no flyteworkflow owner."""
+    pod = propeller_pod(PRODUCTION)
+    run = pod["metadata"]["labels"]["execution-id"][:12]
+    pod["metadata"]["name"] = f"{run}-a0-1"
+    labels = {"organization": "demo", "project": "flytesnacks", "domain": "production", "run": run, "action": "a0"}
+    pod["metadata"]["labels"] = labels
+    del pod["metadata"]["ownerReferences"]
+    return pod
+
+
+def _owned_pod() -> dict[str, Any]:
+    """A pod whose only Flyte mark is its flyteworkflow owner (no Flyte label at all)."""
+    pod = propeller_pod(PRODUCTION)
+    pod["metadata"]["labels"] = {"app": "task"}
+    return pod
+
+
+@pytest.mark.parametrize("make", [_flyte2_pod, _owned_pod], ids=["flyte 2 labels", "flyteworkflow owner only"])
+def test_every_flyte_task_pod_shape_reaches_keyguard_and_is_injected(
+    core: client.CoreV1Api, keyguard: KeyguardProcess, make: Any
+) -> None:
+    pod = make()
+    name = pod["metadata"]["name"]
+    stored = create_pod(core, pod, dry_run=True)
+    assert is_injected(stored)
+    assert stored["metadata"]["annotations"]["keyguard.flyte.org/profile"] == "production"
+    _wait_for_both_endpoints(keyguard, name)
+
+
+def _endpoints_called(keyguard: KeyguardProcess, name: str) -> set[str]:
+    return {e["endpoint"] for e in keyguard.audit_events() if e.get("event") == "admission" and e.get("name") == name}
+
+
+def _wait_for_both_endpoints(keyguard: KeyguardProcess, name: str) -> None:
+    """keyguard logs each decision just after answering it: wait for the lines of both webhooks."""
+    wait_for(
+        lambda: _endpoints_called(keyguard, name) == {"mutate", "validate"},
+        what=f"keyguard's mutate and validate log lines for {name}",
+    )
+
+
+def test_a_pod_that_is_not_a_flyte_task_pod_never_reaches_keyguard_even_with_a_key_in_a_flyte_namespace(
+    core: client.CoreV1Api, keyguard: KeyguardProcess, unique: str
+) -> None:
+    secret = fake.aws_secret_access_key()
+    pod = plain_pod(PRODUCTION)
+    pod["metadata"]["name"] = f"uploader-{unique}"
+    pod["metadata"]["labels"] = {"app": "uploader", "project": "flytesnacks", "domain": "production"}  # no run
+    pod["spec"]["containers"][0]["env"] = [{"name": "AWS_SECRET_ACCESS_KEY", "value": secret}]
+    stored = create_pod(core, pod, dry_run=True)
+    assert not is_injected(stored)
+    assert "keyguard.flyte.org/profile" not in (stored["metadata"].get("annotations") or {})
+    # The matchConditions kept it away from keyguard: a Flyte task pod sent right after is logged, this one never.
+    marker = propeller_pod(PRODUCTION)
+    create_pod(core, marker, dry_run=True)
+    _wait_for_both_endpoints(keyguard, marker["metadata"]["name"])
+    assert _endpoints_called(keyguard, pod["metadata"]["name"]) == set()

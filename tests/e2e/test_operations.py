@@ -15,19 +15,24 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from kubernetes import client
 
 from tests import fake_credentials as fake
 from tests.e2e.cluster import REPO, ControlPlane, KeyguardProcess, run_keyguard
-from tests.e2e.pods import create_pod, is_injected, propeller_pod, refusal, wait_for, webhooks_paused
+from tests.e2e.configurations import ca_bundles, informers_synced, keyguard_in_effect, paused
+from tests.e2e.pods import FLYTE_NAMESPACES, create_pod, is_injected, message, propeller_pod, refusal, wait_for
 from tests.flyte_pods import plain_pod
 from tests.server_harness import replace_file
 
 pytestmark = pytest.mark.usefixtures("webhooks")
 PRODUCTION = "flytesnacks-production"
+AFTER_DROP_SECONDS = 5
 
 
-def _serving_serial(keyguard: KeyguardProcess) -> int:
+def _served_certificate(keyguard: KeyguardProcess) -> x509.Certificate:
+    """The certificate keyguard serves right now, as a TLS client trusting keyguard's current CA bundle sees it."""
     context = ssl.create_default_context(cafile=str(keyguard.cert_dir / "ca.crt"))
     with (
         socket.create_connection(("127.0.0.1", keyguard.port), timeout=5) as raw,
@@ -35,11 +40,23 @@ def _serving_serial(keyguard: KeyguardProcess) -> int:
     ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
+    return x509.load_der_x509_certificate(der)
 
 
-def _wait_for_new_certificate(keyguard: KeyguardProcess, old_serial: int) -> None:
-    wait_for(lambda: _serving_serial(keyguard) != old_serial, what="keyguard serving the new certificate")
+def _wait_for_new_certificate(keyguard: KeyguardProcess, old_serial: int) -> x509.Certificate:
+    served: x509.Certificate = wait_for(
+        lambda: (cert := _served_certificate(keyguard)).serial_number != old_serial and cert,
+        what="keyguard serving the new certificate",
+    )
+    return served
+
+
+def _issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, InvalidSignature):
+        return False
+    return True
 
 
 def _flyte_pod_admitted(core: client.CoreV1Api) -> bool:
@@ -47,14 +64,20 @@ def _flyte_pod_admitted(core: client.CoreV1Api) -> bool:
 
 
 def test_keyguard_down_refuses_flyte_pods_within_the_timeout_and_nothing_else(
-    core: client.CoreV1Api, keyguard: KeyguardProcess, webhooks: list[dict[str, Any]], unique: str
+    api: client.ApiClient,
+    core: client.CoreV1Api,
+    keyguard: KeyguardProcess,
+    webhooks: list[dict[str, Any]],
+    unique: str,
 ) -> None:
     timeout = webhooks[0]["webhooks"][0]["timeoutSeconds"]
+    call = f'failed calling webhook "mutate.keyguard.flyte.org": failed to call webhook: Post "{keyguard.url}/mutate'
     keyguard.stop()
     try:
         # Down hard (connection refused): refused at once.
         error = refusal(core, propeller_pod(PRODUCTION))
-        assert error.status == 500 and "mutate.keyguard.flyte.org" in error.body
+        assert error.status == 500
+        assert call in message(error) and "connect: connection refused" in message(error), message(error)
         # Hung (accepts connections, never answers): refused once the webhook timeout expires.
         with socket.create_server(("127.0.0.1", keyguard.port)) as hung:
             hung.listen(64)
@@ -62,13 +85,14 @@ def test_keyguard_down_refuses_flyte_pods_within_the_timeout_and_nothing_else(
             error = refusal(core, propeller_pod(PRODUCTION))
             elapsed = time.monotonic() - start
         assert error.status == 500
+        assert call in message(error) and "deadline exceeded" in message(error), message(error)
         assert elapsed < timeout + 2, f"refusal took {elapsed:.1f} s, webhook timeout is {timeout} s"
         pod = plain_pod("default")
         pod["metadata"]["name"] = f"web-{unique}"
         assert create_pod(core, pod)["metadata"]["name"] == f"web-{unique}"
     finally:
         keyguard.start()
-    wait_for(lambda: _flyte_pod_admitted(core), what="admission after restart")
+    keyguard_in_effect(api)
 
 
 @pytest.fixture
@@ -86,12 +110,15 @@ def traffic(core: client.CoreV1Api) -> Iterator[dict[str, Any]]:
 
     thread = threading.Thread(target=loop)
     thread.start()
-    yield stats
-    stats["stop"].set()
-    thread.join()
+    try:
+        yield stats
+    finally:
+        stats["stop"].set()
+        thread.join()
 
 
-def _publish_ca(control_plane: ControlPlane, keyguard: KeyguardProcess) -> None:
+def _publish_ca(api: client.ApiClient, control_plane: ControlPlane, keyguard: KeyguardProcess) -> None:
+    """`keyguard certs install --no-secret`, then wait until the API server acts on the new caBundle."""
     run_keyguard(
         "certs",
         "install",
@@ -101,33 +128,69 @@ def _publish_ca(control_plane: ControlPlane, keyguard: KeyguardProcess) -> None:
         str(control_plane.kubeconfig),
         "--no-secret",
     )
+    informers_synced(api)
 
 
-def test_certificate_rotation_under_load_fails_no_admission(
-    control_plane: ControlPlane, keyguard: KeyguardProcess, traffic: dict[str, Any]
+def _published(api: client.ApiClient) -> set[tuple[bytes, ...]]:
+    """The distinct caBundles of keyguard's webhooks (both configurations), each as its certificates' DER."""
+    bundles = ca_bundles(api)
+    assert {key.split("/")[0] for key in bundles} == {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    return {_der(*bundle) for bundle in bundles.values()}
+
+
+def _public_key(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _der(*certificates: x509.Certificate) -> tuple[bytes, ...]:
+    return tuple(c.public_bytes(Encoding.DER) for c in certificates)
+
+
+def test_certificate_rotation_under_load_fails_no_admission_and_leaves_only_the_new_ca(
+    api: client.ApiClient, control_plane: ControlPlane, keyguard: KeyguardProcess, traffic: dict[str, Any]
 ) -> None:
     directory = str(keyguard.cert_dir)
-    serial = _serving_serial(keyguard)
+    bundle_file = keyguard.cert_dir / "ca.crt"
+    [old_ca] = x509.load_pem_x509_certificates(bundle_file.read_bytes())
+    served = _served_certificate(keyguard)
     run_keyguard("certs", "rotate", "--dir", directory)  # routine: new serving certificate, same CA
-    _wait_for_new_certificate(keyguard, serial)
+    served = _wait_for_new_certificate(keyguard, served.serial_number)
+    assert _issued_by(served, old_ca)
+
     run_keyguard("certs", "rotate", "--dir", directory, "--ca")  # step 1: bundle = new + old
-    _publish_ca(control_plane, keyguard)
-    time.sleep(2)  # let the API server's informer see the new caBundle
-    serial = _serving_serial(keyguard)
+    new_ca, still_old = x509.load_pem_x509_certificates(bundle_file.read_bytes())
+    assert still_old == old_ca
+    assert _public_key(new_ca) != _public_key(old_ca), "the new CA reuses the old CA's key"
+    _publish_ca(api, control_plane, keyguard)
+    assert _published(api) == {_der(new_ca, old_ca)}
+
     run_keyguard("certs", "rotate", "--dir", directory)  # step 2: serving certificate from the new CA
-    _wait_for_new_certificate(keyguard, serial)
-    time.sleep(1)
+    served = _wait_for_new_certificate(keyguard, served.serial_number)
+    assert _issued_by(served, new_ca) and not _issued_by(served, old_ca)
+
     run_keyguard("certs", "rotate", "--dir", directory, "--drop-old-ca")  # step 3
-    _publish_ca(control_plane, keyguard)
-    time.sleep(2)
+    assert x509.load_pem_x509_certificates(bundle_file.read_bytes()) == [new_ca]
+    _publish_ca(api, control_plane, keyguard)
+    assert _published(api) == {_der(new_ca)}, "caBundle still trusts the old CA after --drop-old-ca"
+    assert _issued_by(_served_certificate(keyguard), new_ca)
+
+    # The API server now trusts only the new CA: admissions keep succeeding for several seconds.
+    succeeded_before = traffic["ok"]
+    time.sleep(AFTER_DROP_SECONDS)
     assert traffic["failed"] == []
-    assert traffic["ok"] >= 20, traffic["ok"]
+    assert traffic["ok"] - succeeded_before >= AFTER_DROP_SECONDS, traffic["ok"] - succeeded_before
+
+
+def _readyz_policy(keyguard: KeyguardProcess) -> dict[str, Any]:
+    policy: dict[str, Any] = keyguard.get("/readyz").json()["policy"]
+    return policy
 
 
 def test_policy_edits_apply_to_the_next_pods_and_a_bad_edit_keeps_the_last_good_policy(
-    core: client.CoreV1Api, policy_file: Path
+    core: client.CoreV1Api, keyguard: KeyguardProcess, policy_file: Path
 ) -> None:
     original = policy_file.read_text()
+    original_version = _readyz_policy(keyguard)["version"]
     secret = fake.aws_secret_access_key()
 
     def leaky() -> dict[str, Any]:
@@ -143,16 +206,80 @@ def test_policy_edits_apply_to_the_next_pods_and_a_bad_edit_keeps_the_last_good_
     relaxed = yaml.safe_load(original)
     for profile in relaxed["profiles"]:
         profile["mode"] = "warn"
+    failed_reloads = keyguard.metric("keyguard_policy_reloads_total", result="error")
     try:
         replace_file(policy_file, yaml.safe_dump(relaxed))
-        wait_for(admitted, what="the relaxed policy in force")
+        relaxed_version = wait_for(
+            lambda: (version := _readyz_policy(keyguard)["version"]) != original_version and version,
+            what="keyguard reporting the relaxed policy on /readyz",
+        )
+        assert admitted(), "the relaxed policy is reported but not in force"
+
         replace_file(policy_file, "profiles: [this is: not a policy\n")
-        time.sleep(2)  # several reload intervals
+        reported = wait_for(
+            lambda: _readyz_policy(keyguard).get("lastReloadError"), what="keyguard reporting the failed reload"
+        )
+        assert str(policy_file) in reported, reported
+        assert keyguard.metric("keyguard_policy_reloads_total", result="error") > failed_reloads
+        failures = [e for e in keyguard.audit_events() if e.get("event") == "policy-reload-failed"]
+        assert failures and failures[-1]["keptVersion"] == relaxed_version, failures[-1:]
+        assert _readyz_policy(keyguard)["version"] == relaxed_version
         assert admitted(), "an invalid policy replaced the last good one"
     finally:
         replace_file(policy_file, original)
-    wait_for(lambda: not admitted(), what="the original policy back in force")
+        wait_for(
+            lambda: _readyz_policy(keyguard)["version"] == original_version,
+            what="keyguard reporting the original policy on /readyz",
+        )
+    assert "lastReloadError" not in _readyz_policy(keyguard)
     assert refusal(core, leaky()).status == 403
+
+
+# What `keyguard check --cluster` and `keyguard doctor` read, and all the keyguard-auditor account may do beyond
+# what every authenticated account may: get and list, never Secrets, never a write.
+AUDITOR_READS = {
+    "": ("pods", "podtemplates", "configmaps", "namespaces", "serviceaccounts"),
+    "apps": ("deployments", "statefulsets", "daemonsets", "replicasets"),
+    "batch": ("jobs", "cronjobs"),
+    "rbac.authorization.k8s.io": ("rolebindings", "roles", "clusterrolebindings", "clusterroles"),
+    "admissionregistration.k8s.io": ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"),
+}
+Rule = tuple[str, str, str, str]
+
+
+def _effective_rules(control_plane: ControlPlane, token: str, namespace: str) -> set[Rule]:
+    """What the API server lets the token's holder do in `namespace` (a SelfSubjectRulesReview, made as that
+    account), one (verb, group, resource, name) per permission; non-resource URLs as ("url", verb, path, "")."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectRulesReview",
+        "spec": {"namespace": namespace},
+    }
+    with control_plane.token_client(token) as http:
+        response = http.post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", json=review)
+    assert response.status_code == 201, response.text
+    status = response.json()["status"]
+    assert not status.get("incomplete"), status
+    rules = {
+        (verb, group, resource, name)
+        for rule in status["resourceRules"]
+        for verb in rule["verbs"]
+        for group in rule.get("apiGroups", [""])
+        for resource in rule.get("resources", [])
+        for name in rule.get("resourceNames") or [""]
+    }
+    rules |= {
+        ("url", verb, url, "")
+        for rule in status["nonResourceRules"]
+        for verb in rule["verbs"]
+        for url in rule["nonResourceURLs"]
+    }
+    return rules
+
+
+def _token(core: client.CoreV1Api, namespace: str, account: str) -> str:
+    request = core.create_namespaced_service_account_token(account, namespace, {"spec": {"expirationSeconds": 600}})
+    return str(request.status.token)
 
 
 def test_manifests_apply_server_side_and_rbac_is_exactly_what_is_needed(
@@ -160,53 +287,36 @@ def test_manifests_apply_server_side_and_rbac_is_exactly_what_is_needed(
     core: client.CoreV1Api,
     control_plane: ControlPlane,
     rendered: list[dict[str, Any]],
+    fresh_namespace: Any,
 ) -> None:
-    # The cluster-scoped and RBAC objects for real (no webhooks, no workload), so the access reviews mean something.
+    # The cluster-scoped and RBAC objects for real (no webhooks, no workload), so the rules mean something.
     kinds = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     control_plane.apply_for_real(rendered, kinds)
     # The suite's own webhook configurations share the manifests' names (with a URL instead of the Service):
     # take them out for the dry run, so it checks the manifests as a fresh install would see them.
-    with webhooks_paused(api, core):
+    with paused(api):
         result = control_plane.kubectl("apply", "--server-side", "--dry-run=server", "-k", str(REPO / "manifests"))
     applied = result.stdout.splitlines()
     assert len(applied) == len(rendered), result.stdout
     assert all("serverside-applied (server dry run)" in line for line in applied), result.stdout
 
-    authorization = client.AuthorizationV1Api(api)
-
-    def allowed(user: str, verb: str, resource: str, group: str = "", namespace: str = "") -> bool:
-        review = {
-            "spec": {
-                "user": user,
-                "groups": ["system:serviceaccounts", "system:serviceaccounts:keyguard-system", "system:authenticated"],
-                "resourceAttributes": {"verb": verb, "resource": resource, "group": group, "namespace": namespace},
-            }
-        }
-        answer = authorization.create_subject_access_review(review)
-        return bool(answer.status.allowed)
-
-    webhook_sa = "system:serviceaccount:keyguard-system:keyguard"
-    auditor = "system:serviceaccount:keyguard-system:keyguard-auditor"
-    # The webhook never calls the API: it may do nothing at all.
-    for verb, resource in [("get", "secrets"), ("list", "pods"), ("create", "pods"), ("get", "configmaps")]:
-        assert not allowed(webhook_sa, verb, resource, namespace=PRODUCTION), (verb, resource)
-    # The auditor reads what check --cluster and doctor need, writes nothing and never reads Secrets.
-    for verb, resource, group in [
-        ("list", "pods", ""),
-        ("list", "configmaps", ""),
-        ("list", "deployments", "apps"),
-        ("list", "rolebindings", "rbac.authorization.k8s.io"),
-        ("get", "mutatingwebhookconfigurations", "admissionregistration.k8s.io"),
-    ]:
-        assert allowed(auditor, verb, resource, group), (verb, resource)
-    for verb, resource, group in [
-        ("get", "secrets", ""),
-        ("list", "secrets", ""),
-        ("create", "pods", ""),
-        ("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io"),
-        ("delete", "configmaps", ""),
-    ]:
-        assert not allowed(auditor, verb, resource, group), (verb, resource)
+    # Baseline: what any service account with no binding at all may do (discovery, self reviews).
+    nobody = _token(core, fresh_namespace("rbac"), "default")
+    auditor = _token(core, "keyguard-system", "keyguard-auditor")
+    webhook = _token(core, "keyguard-system", "keyguard")
+    reads = {
+        (verb, group, resource, "")
+        for group, resources in AUDITOR_READS.items()
+        for resource in resources
+        for verb in ("get", "list")
+    }
+    for namespace in ("keyguard-system", *FLYTE_NAMESPACES):
+        baseline = _effective_rules(control_plane, nobody, namespace)
+        # The webhook never calls the API: nothing beyond the baseline, anywhere.
+        assert _effective_rules(control_plane, webhook, namespace) == baseline, namespace
+        assert _effective_rules(control_plane, auditor, namespace) == baseline | reads, namespace
+        if namespace in FLYTE_NAMESPACES:  # the task pods' account: least privilege, nothing at all
+            assert _effective_rules(control_plane, _token(core, namespace, "flyte-task"), namespace) == baseline
 
 
 def test_pod_creation_latency_with_and_without_keyguard(

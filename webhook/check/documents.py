@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import yaml
 
-from webhook.check import fast_yaml
+from webhook.check import fast_yaml, templates
 from webhook.check.model import PathPart
 from webhook.errors import UsageError
 
@@ -32,6 +32,14 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 STDIN = "-"
+# YAML kept as a template for another tool (Terraform's templatefile, helmfile): `values.yaml.tftpl`. A bare
+# `.tpl` (Helm's `_helpers.tpl`) holds template definitions, not YAML, and is not read from folders.
+TEMPLATE_SUFFIXES = frozenset({".tpl", ".tftpl", ".gotmpl"})
+
+
+def _wanted(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in SUFFIXES or (suffix in TEMPLATE_SUFFIXES and Path(path.stem).suffix.lower() in SUFFIXES)
 
 
 _DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
@@ -146,7 +154,8 @@ class Document:
 
 
 def expand(paths: Iterable[str]) -> list[str]:
-    """Files to read, in a stable order: folders recursively (YAML and JSON files, hidden folders skipped)."""
+    """Files to read, in a stable order: folders recursively (YAML and JSON files, YAML templates such as
+    `values.yaml.tftpl`; hidden folders skipped)."""
     files: list[str] = []
     for name in paths:
         if name == STDIN:
@@ -157,9 +166,7 @@ def expand(paths: Iterable[str]) -> list[str]:
             found = (
                 p
                 for p in path.rglob("*")
-                if p.suffix.lower() in SUFFIXES
-                and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if _wanted(p) and p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             files.extend(str(p) for p in sorted(found))
         elif path.exists():
@@ -180,8 +187,8 @@ def _read(name: str) -> str:
         raise UsageError(f"{name}: not UTF-8 text (byte {error.start})") from None
 
 
-def _yaml_error(name: str, error: yaml.YAMLError) -> UsageError:
-    """File, line, column and the parser's own words, never `str(error)`: that can quote the offending line."""
+def _yaml_problem(error: yaml.YAMLError) -> tuple[int | None, str]:
+    """The 1-based line and the parser's own words, never `str(error)`: that can quote the offending line."""
     problem = getattr(error, "problem", None) or type(error).__name__
     mark = getattr(error, "problem_mark", None)
     context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
@@ -190,13 +197,15 @@ def _yaml_error(name: str, error: yaml.YAMLError) -> UsageError:
     elif context:
         problem = f"{problem} ({context})"
     mark = mark or context_mark
+    return (mark.line + 1 if mark is not None else None), problem
+
+
+def _yaml_error(name: str, error: yaml.YAMLError) -> UsageError:
+    """File, line, column and the parser's reason."""
+    problem = _yaml_problem(error)[1]
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
     return UsageError(f"{where}: invalid YAML: {problem}")
-
-
-def is_template(text: str) -> bool:
-    """A Helm/Go template (`{{ ... }}`) is not YAML until rendered; it is skipped rather than failed."""
-    return "{{" in text and "}}" in text
 
 
 def _parse(text: str) -> list[Any]:
@@ -212,36 +221,48 @@ def _parse(text: str) -> list[Any]:
 
 def parse_embedded(text: str) -> Any:
     """The first document of YAML held inside a value (a ConfigMap's `storage.yaml`), or None when it is not
-    YAML: embedded text is data, so a parse failure there is not an input error."""
+    YAML: embedded text is data, so a parse failure there is not an input error. Template placeholders are made
+    inert first (a cluster-resource template's `config.yaml` holds `{{ namespace }}`)."""
     try:
-        items = _parse(text)
+        items = _parse(templates.neutralise(text) if templates.has_placeholders(text) else text)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
         return None
     return items[0] if items else None
 
 
-def load(name: str) -> tuple[list[Document], str | None]:
-    """The documents of one file (YAML multi-document or JSON), or none and the reason the file is skipped.
-    Raises UsageError with the file, the line and the reason when the file cannot be read or parsed."""
+def _unparsed(label: str, text: str, error: Exception) -> Document:
+    """A template that is still not YAML with its placeholders inert: one document read line by line."""
+    line, problem = _yaml_problem(error) if isinstance(error, yaml.YAMLError) else (None, type(error).__name__)
+    return Document(label, 0, templates.UnparsedTemplate(text, line or 1, problem))
+
+
+def load(name: str) -> list[Document]:
+    """The documents of one file (YAML multi-document or JSON). A template is read with its placeholders made
+    inert (same lines), and line by line when even that is not YAML. Raises UsageError with the file, the line
+    and the reason when the file cannot be read or parsed."""
     text = _read(name)
     label = "<stdin>" if name == STDIN else name
+    templated = templates.has_placeholders(text)
+    if templated:
+        text = templates.neutralise(text)
     if name.lower().endswith(".json") or text.lstrip()[:1] in ("{", "["):
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError as error:
-            if name.lower().endswith(".json"):
+            if name.lower().endswith(".json") and not templated:
                 raise UsageError(f"{label}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
         else:
-            return [Document(label, 0, data, LineMap(SourceText(text), 0))], None
+            return [Document(label, 0, data, LineMap(SourceText(text), 0))]
     try:
         items = _parse(text)
-    except yaml.YAMLError as error:
-        if is_template(text):
-            return [], "a Helm/Go template (render it first, e.g. with `helm template`)"
-        raise _yaml_error(label, error) from None
-    except (ValueError, TypeError, OverflowError) as error:  # a scalar its constructor rejects (e.g. a bad date)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as error:
+        if templated:
+            return [_unparsed(label, text, error)]
+        if isinstance(error, yaml.YAMLError):
+            raise _yaml_error(label, error) from None
+        if isinstance(error, RecursionError):
+            raise UsageError(f"{label}: invalid YAML: nested too deeply") from None
+        # a scalar its constructor rejects (e.g. a bad date)
         raise UsageError(f"{label}: invalid YAML: a value cannot be read ({type(error).__name__})") from None
-    except RecursionError:
-        raise UsageError(f"{label}: invalid YAML: nested too deeply") from None
     source = SourceText(text, len(items))
-    return [Document(label, index, data, LineMap(source, index)) for index, data in enumerate(items)], None
+    return [Document(label, index, data, LineMap(source, index)) for index, data in enumerate(items)]

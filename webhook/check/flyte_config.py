@@ -14,20 +14,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from webhook.check.model import Located, Path, render_path
-from webhook.check.rules import ENV_FROM_ENV_CREDENTIAL, STORAGE_CONFIG_LITERAL
-from webhook.detection import is_credential_name, is_reference, scan_env_literal
+from webhook.check.rules import ENV_CREDENTIAL_TEMPLATED, ENV_FROM_ENV_CREDENTIAL, STORAGE_CONFIG_LITERAL
+from webhook.check.templates import is_literal, is_placeholder
+from webhook.detection import is_credential_name, scan_env_literal
 
 CONNECTION_KEYS = ("access-key", "secret-key")
 STOW_KEYS = frozenset({"access_key_id", "secret_key", "key", "json", "session_token"})
 FLYTE_SECTIONS = ("storage", "plugins")
-
-
-def is_literal(value: Any) -> bool:
-    """A non-empty string that is not a `$(VAR)`/`${VAR}` reference or a Helm `{{ ... }}` expression."""
-    if not isinstance(value, str):
-        return False
-    text = value.strip()
-    return bool(text) and not is_reference(text) and not (text.startswith("{{") and text.endswith("}}"))
 
 
 def looks_like_flyte_config(data: Mapping[str, Any]) -> bool:
@@ -84,7 +77,18 @@ def _env_entries(value: Any, path: Path) -> Iterator[tuple[str, Any, Path]]:
 def _scan_k8s_plugin(k8s: Mapping[str, Any], prefix: Path) -> Iterator[Located]:
     where = render_path(prefix)
     for name, value, path in _env_entries(k8s.get("default-env-vars"), (*prefix, "default-env-vars")):
-        if isinstance(value, str):
+        if isinstance(value, str) and is_placeholder(value):
+            if is_credential_name(name):
+                message = (
+                    f"variable {name} in `{where}.default-env-vars` is filled in by a template at deploy time: the "
+                    f"rendered key reaches every task container [{ENV_CREDENTIAL_TEMPLATED.id}]"
+                )
+                fix = (
+                    f"remove `{name}` from `{where}.default-env-vars`; put the key in a Secret listed in "
+                    f"`{where}.default-env-from-secrets`, or let keyguard mount the storage Secret"
+                )
+                yield Located(path, ENV_CREDENTIAL_TEMPLATED, message, fix)
+        elif isinstance(value, str):
             for hit in scan_env_literal(name, value):
                 message = (
                     f"{hit.detail} in `{where}.default-env-vars`, which Flyte copies into every task container "

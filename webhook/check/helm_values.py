@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from webhook.check.flyte_config import is_literal, scan_flyte_config
+from webhook.check.flyte_config import scan_flyte_config
 from webhook.check.model import Located, Path, render_path
 from webhook.check.rules import STORAGE_CONFIG_LITERAL
+from webhook.check.templates import is_literal
 
 S3_KEYS = ("accessKey", "secretKey")
 UMBRELLA_KEYS = ("flyte-binary", "flyte-core", "flyte")

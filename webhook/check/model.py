@@ -41,12 +41,14 @@ def parse_engine_path(path: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Located:
-    """A scanner's finding: a rule at a path inside one document, with a message and a concrete fix."""
+    """A scanner's finding: a rule at a path inside one document, with a message and a concrete fix. `line` is
+    set only by a reading that has no tree to map paths on (a template read line by line)."""
 
     path: Path
     rule: Rule
     message: str
     fix: str
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

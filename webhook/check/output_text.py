@@ -17,7 +17,8 @@ def render(report: Report, *, verbose: bool = False) -> str:
         for finding in sorted(group, key=lambda f: (f.document, f.line or 0)):
             where = f"line {finding.line}" if finding.line is not None else f"document {finding.document}"
             what = f"{finding.kind} {finding.name}" if finding.name else finding.kind
-            lines.append(f"  {where}: {finding.severity.value} [{finding.rule.id}] {finding.path} ({what})")
+            place = f"{finding.path} " if finding.path else ""  # a finding about the whole file has no path
+            lines.append(f"  {where}: {finding.severity.value} [{finding.rule.id}] {place}({what})")
             lines.append(f"    {finding.message}")
             lines.append(f"    fix: {finding.fix}")
         lines.append("")

@@ -19,7 +19,10 @@ from webhook.check.documents import Document
 from webhook.check.flyte_config import looks_like_flyte_config, scan_flyte_config
 from webhook.check.generic import scan_tree
 from webhook.check.helm_values import is_flyte_binary, is_flyte_core, is_values, scan_values
+from webhook.check.minio import is_minio_values, scan_minio
 from webhook.check.model import CheckFinding, CheckOptions, Located, PatchPreview, Path, Skipped, render_path
+from webhook.check.spark import scan_conf_text, scan_spark_application
+from webhook.check.templates import UnparsedTemplate, read_lines
 from webhook.check.workloads import is_workload, scan_workload
 from webhook.findings import Severity
 
@@ -28,6 +31,10 @@ STDIN = documents.STDIN
 PARALLEL_MIN_FILES = 64  # below this, starting workers costs more than it saves
 CHUNK_FILES = 32
 MAX_WORKERS = 8
+UNRECOGNISED = "YAML (generic scan)"
+# Kinds that hold keys by design, or name the keys of one (an ExternalSecret's `secretKey: password`): the place
+# keys belong, not a leak; a Secret committed to a repository is out of keyguard's reach.
+SECRET_KINDS = frozenset({"Secret", "SealedSecret", "ExternalSecret", "ClusterExternalSecret"})
 
 
 @dataclass(slots=True)
@@ -87,20 +94,24 @@ def _with_catch_all(data: Any, prefix: Path, found: list[Located]) -> list[Locat
 
 
 def _config_map(data: Mapping[str, Any]) -> _Result:
-    """Each data value that is itself Flyte configuration (e.g. `storage.yaml`, `k8s.yaml`) is scanned."""
+    """Each data value that is itself YAML (e.g. `storage.yaml`, `k8s.yaml`) is scanned as Flyte configuration
+    when it is one, and by the generic scan in any case; any other value is judged with its key as the name
+    (a ConfigMap read by `envFrom` turns `AWS_SECRET_ACCESS_KEY: …` into an env var)."""
     found: list[Located] = []
-    recognised = False
     values = data.get("data")
     for key, text in (values if isinstance(values, dict) else {}).items():
-        if not isinstance(text, str) or ":" not in text:
+        if not isinstance(text, str):
             continue
-        config = documents.parse_embedded(text)
-        if isinstance(config, dict) and looks_like_flyte_config(config):
-            recognised = True
-            prefix: Path = ("data", str(key))
-            found.extend(_with_catch_all(config, prefix, scan_flyte_config(config, prefix)))
-    skip = None if recognised else "a ConfigMap without Flyte configuration"
-    return _Result("ConfigMap", _name(data), found, skip=skip)
+        prefix: Path = ("data", str(key))
+        config = documents.parse_embedded(text) if ":" in text else None
+        if isinstance(config, dict):
+            specific = scan_flyte_config(config, prefix) if looks_like_flyte_config(config) else []
+            found.extend(_with_catch_all(config, prefix, specific))
+        elif spark := scan_conf_text(str(key), text):
+            found.extend(spark)
+        else:
+            found.extend(scan_tree({str(key): text}, ("data",)))
+    return _Result("ConfigMap", _name(data), found)
 
 
 def _values_kind(data: Mapping[str, Any]) -> str:
@@ -111,9 +122,32 @@ def _values_kind(data: Mapping[str, Any]) -> str:
     return "flyte-sandbox values"
 
 
+def _plain(data: Mapping[str, Any], options: CheckOptions, prefix: Path) -> _Result:
+    """A document without a kind: Flyte chart values, MinIO chart values, Flyte configuration, or YAML keyguard
+    does not recognise. Every one also gets the generic scan, so recall does not hang on recognising the file."""
+    kinds: list[str] = []
+    found: list[Located] = []
+    if is_values(data):
+        kinds.append(_values_kind(data))
+        found.extend(scan_values(data, options.secret_name, prefix))
+    if is_minio_values(data):
+        kinds.append("MinIO values")
+        found.extend(scan_minio(data, prefix))
+    if not kinds and looks_like_flyte_config(data):
+        kinds.append("Flyte config")
+        found.extend(scan_flyte_config(data, prefix))
+    return _Result(kinds[0] if kinds else UNRECOGNISED, None, _with_catch_all(data, prefix, found))
+
+
 def _scan_object(data: Any, options: CheckOptions, label: str, prefix: Path = ()) -> Iterator[_Result]:
     if data is None:
         yield _Result("", None, [], skip="an empty document")
+        return
+    if isinstance(data, UnparsedTemplate):
+        yield _Result("template read line by line", None, read_lines(data))
+        return
+    if isinstance(data, list):  # a kustomize JSON patch, a list of values: the generic scan
+        yield _Result(UNRECOGNISED, None, scan_tree(data, prefix))
         return
     if not isinstance(data, dict):
         yield _Result("", None, [], skip=f"not an object ({type(data).__name__})")
@@ -127,18 +161,17 @@ def _scan_object(data: Any, options: CheckOptions, label: str, prefix: Path = ()
         found, diff, skip = scan_workload(data, options, label)
         found = [Located((*prefix, *f.path), f.rule, f.message, f.fix) for f in found]
         yield _Result(str(kind), _name(data), found, diff, skip)
+    elif kind == "SparkApplication":
+        yield _Result(kind, _name(data), _with_catch_all(data, prefix, scan_spark_application(data, prefix)))
     elif kind == "ConfigMap":
         result = _config_map(data)
-        yield _Result(result.kind, result.name, [_prefixed(f, prefix) for f in result.found], skip=result.skip)
+        yield _Result(result.kind, result.name, [_prefixed(f, prefix) for f in result.found])
+    elif kind in SECRET_KINDS:
+        yield _Result(str(kind), _name(data), [], skip=f"kind {kind} is not checked (it is where keys belong)")
     elif isinstance(kind, str) and kind:
-        yield _Result(kind, _name(data), [], skip=f"kind {kind} is not checked")
-    elif is_values(data):
-        found = scan_values(data, options.secret_name, prefix)
-        yield _Result(_values_kind(data), None, _with_catch_all(data, prefix, found))
-    elif looks_like_flyte_config(data):
-        yield _Result("Flyte config", None, _with_catch_all(data, prefix, scan_flyte_config(data, prefix)))
+        yield _Result(kind, _name(data), _with_catch_all(data, prefix, []))
     else:
-        yield _Result("", None, [], skip="not a Kubernetes manifest, Flyte configuration or Flyte Helm values")
+        yield _plain(data, options, prefix)
 
 
 def _prefixed(item: Located, prefix: Path) -> Located:
@@ -164,7 +197,7 @@ def check_documents(docs: Iterable[Document], options: CheckOptions, report: Rep
                 report.findings.append(
                     CheckFinding(
                         file=doc.source,
-                        line=doc.line(item.path),
+                        line=item.line if item.line is not None else doc.line(item.path),
                         document=number,
                         kind=result.kind,
                         name=result.name,
@@ -186,11 +219,8 @@ def check_objects(objects: Iterable[tuple[str, Any]], options: CheckOptions) -> 
 
 
 def _check_file(name: str, options: CheckOptions, report: Report) -> None:
-    docs, skip = documents.load(name)
     report.files += 1
-    if skip is not None:
-        report.skipped.append(Skipped(name, None, skip))
-    check_documents(docs, options, report)
+    check_documents(documents.load(name), options, report)
 
 
 def _check_files(names: list[str], options: CheckOptions) -> Report:

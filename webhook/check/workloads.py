@@ -4,7 +4,8 @@ Pods, PodTemplates, the pod templates of Deployments, StatefulSets, DaemonSets, 
 and AdmissionReviews. A Flyte task pod gets exactly the webhook's decision (`check_pod`, or `decide` for a
 review): a pod it would simply inject is clean; any finding of its decision is a finding here. Any other pod
 (not selected, exempt, unmatched) still has every container scanned: a key written into a manifest has leaked
-into the repository whether or not the pod ever reaches the webhook.
+into the repository whether or not the pod ever reaches the webhook. A PodTemplate's env that a template fills
+with a credential is a warning: Flyte merges the PodTemplate into every task pod that uses it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Any
 from webhook.admission_types import AdmissionRequest, JSONObject
 from webhook.check.model import CheckOptions, Located, Path, parse_engine_path
 from webhook.check.patch_view import injection_diff
-from webhook.engine import Decision, check_pod, decide, find_plaintext_credentials
+from webhook.check.rules import ENV_CREDENTIAL_TEMPLATED
+from webhook.check.templates import is_placeholder
+from webhook.detection import is_credential_name
+from webhook.engine import CONTAINER_KINDS, Decision, check_pod, decide, find_plaintext_credentials
 from webhook.findings import Finding
 
 # Where each workload kind keeps its pod template (() for a Pod itself).
@@ -63,6 +67,37 @@ def _judge(decision: Decision, pod: Mapping[str, Any], prefix: Path) -> list[Loc
     return _located(decision.findings, prefix)
 
 
+def templated_credentials(template: Mapping[str, Any], prefix: Path) -> list[Located]:
+    """A PodTemplate is merged by Flyte into every task pod that uses it (the default pod template, or
+    `pod_template_name`): a credential a template fills into its env reaches each of those pods."""
+    found: list[Located] = []
+    spec = template.get("spec")
+    for kind in CONTAINER_KINDS:
+        containers = spec.get(kind) if isinstance(spec, dict) else None
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
+            env = container.get("env") if isinstance(container, dict) else None
+            for position, var in enumerate(env if isinstance(env, list) else []):
+                name, value = (var.get("name"), var.get("value")) if isinstance(var, dict) else (None, None)
+                if (
+                    isinstance(name, str)
+                    and isinstance(value, str)
+                    and is_placeholder(value)
+                    and is_credential_name(name)
+                ):
+                    message = (
+                        f"variable {name} is filled in by a template at deploy time, in a PodTemplate Flyte merges "
+                        f"into every task pod that uses it: the rendered key reaches each of them "
+                        f"[{ENV_CREDENTIAL_TEMPLATED.id}]"
+                    )
+                    fix = (
+                        f"replace the value of `{name}` with valueFrom.secretKeyRef, or drop it and let keyguard "
+                        "mount the storage Secret"
+                    )
+                    path = (*prefix, "spec", kind, index, "env", position)
+                    found.append(Located(path, ENV_CREDENTIAL_TEMPLATED, message, fix))
+    return found
+
+
 def pod_of(data: Mapping[str, Any]) -> tuple[JSONObject, Path] | None:
     """The pod a workload object describes and where it sits in the object."""
     prefix = TEMPLATE_PATHS[str(data.get("kind"))]
@@ -105,4 +140,7 @@ def scan_workload(
     diff = None
     if options.show_patch and decision.patch:
         diff = injection_diff(pod, decision.patch, label)
-    return _judge(decision, pod, prefix), diff, None
+    judged = _judge(decision, pod, prefix)
+    if data.get("kind") == "PodTemplate":
+        judged += templated_credentials(pod, prefix)
+    return judged, diff, None

@@ -18,6 +18,7 @@ from kubernetes import client
 from webhook import certs
 from webhook.cluster.connection import APPLY, CONFIG_KINDS, api_error, read_webhook_configuration
 from webhook.errors import UsageError
+from webhook.files import read_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def install(
     write_secret: bool = True,
 ) -> Installed:
     files = certs.CertificateFiles.in_directory(directory)
-    bundle = certs.read_file(files.ca_cert)
+    bundle = read_file(files.ca_cert)
     # Refuse to publish something that is not PEM; the count goes into the summary.
     authorities = len(certs.load_certificates(bundle, source=str(files.ca_cert)))
     secret: str | None = None
@@ -63,8 +64,8 @@ def install(
             },
             "type": "kubernetes.io/tls",
             "data": {
-                "tls.crt": _b64(certs.read_file(files.tls_cert)),
-                "tls.key": _b64(certs.read_file(files.tls_key)),
+                "tls.crt": _b64(read_file(files.tls_cert)),
+                "tls.key": _b64(read_file(files.tls_key)),
                 "ca.crt": _b64(bundle),
             },
         }

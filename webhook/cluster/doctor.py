@@ -12,6 +12,7 @@ through the API server. Secrets are read for their key names only; no value is e
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import ssl
 import uuid
@@ -26,6 +27,7 @@ from kubernetes import client
 
 from webhook.certs import inspect_pem
 from webhook.cluster.connection import CONFIG_KINDS, api_error, read_webhook_configuration
+from webhook.cluster.secrets import ROTATED_AT
 from webhook.credential_files import SECRET_KEYS
 from webhook.errors import KeyguardError, UsageError
 from webhook.injection import ANNOTATION_PROFILE
@@ -33,6 +35,7 @@ from webhook.policy import Policy, Profile, parse_policy_text
 from webhook.selection import choose_profile
 
 Status = Literal["ok", "warning", "problem"]
+GKE_ANNOTATION = "iam.gke.io/gcp-service-account"
 FLYTE_NAMESPACE_PATTERNS = ("*-development", "*-staging", "*-production")
 SYSTEM_NAMESPACES = ("kube-system", "kube-node-lease")
 
@@ -245,17 +248,20 @@ def _bindings_for(
     return grants
 
 
-def check_namespace(
-    report: Report,
-    core: client.CoreV1Api,
-    rbac: client.RbacAuthorizationV1Api,
-    namespace: str,
-    profile: Profile,
-    cluster_bindings: list[Any],
-) -> None:
-    """The namespace's Secret (key names only), task service account and what is bound to it; the
-    ClusterRoleBindings are listed once per run by the caller."""
-    credentials, account = profile.credentials, profile.service_account.name
+def secret_age_days(secret: Any, now: datetime) -> int | None:
+    """Days since the keys were last written: `keyguard secret create`'s annotation, else the Secret's creation."""
+    metadata = secret.metadata
+    stamp = (metadata.annotations or {}).get(ROTATED_AT)
+    written: datetime | None = metadata.creation_timestamp
+    if stamp:
+        with contextlib.suppress(ValueError):
+            written = datetime.fromisoformat(stamp)
+    return (now - written).days if written is not None else None
+
+
+def check_secret(report: Report, core: client.CoreV1Api, namespace: str, profile: Profile, now: datetime) -> None:
+    """The credentials Secret: present, with the keys its format needs (names only), not older than maxAgeDays."""
+    credentials = profile.credentials
     label = f"{namespace}: Secret {credentials.secret_name}"
     expected = SECRET_KEYS[credentials.format]
     try:
@@ -270,10 +276,71 @@ def check_namespace(
     else:
         keys = sorted((secret.data or {}).keys())  # key names only
         absent = [k for k in expected if k not in keys]
+        age = secret_age_days(secret, now)
+        max_age = credentials.max_age_days
         if absent:
             report.add(label, "problem", f"lacks key(s) {', '.join(absent)} (has: {', '.join(keys) or 'none'})")
+        elif max_age is not None and age is not None and age > max_age:
+            report.add(
+                label,
+                "warning",
+                f"written {age} days ago, more than maxAgeDays {max_age}: rotate the keys at the storage, then "
+                f"`keyguard secret create --namespace {namespace}`",
+            )
         else:
-            report.add(label, "ok", f"keys {', '.join(keys)} (profile {profile.name}, {profile.mode})")
+            written = f", written {age} days ago" if age is not None else ""
+            report.add(label, "ok", f"keys {', '.join(keys)}{written} (profile {profile.name}, {profile.mode})")
+
+
+def check_identity(report: Report, core: client.CoreV1Api, namespace: str, profile: Profile) -> None:
+    """A workload-identity environment: no static key Secret, and for GKE the task account's annotation."""
+    credentials = profile.credentials
+    label = f"{namespace}: Secret {credentials.secret_name}"
+    try:
+        core.read_namespaced_secret(credentials.secret_name, namespace)
+    except client.ApiException as error:
+        if error.status != 404:
+            report.add(label, "warning", f"cannot read it: HTTP {error.status} {error.reason}")
+        else:
+            report.add(label, "ok", f"absent: profile {profile.name} uses {credentials.format}, no static keys")
+    else:
+        report.add(
+            label, "problem", f"static keys in a {credentials.format} environment: delete the Secret and rotate them"
+        )
+    if credentials.gke is None:
+        return
+    account = profile.service_account.name
+    try:
+        metadata = core.read_namespaced_service_account(account, namespace).metadata
+        annotations = (metadata.annotations if metadata is not None else None) or {}
+    except client.ApiException as error:
+        report.add(f"{namespace}: ServiceAccount {account}", "warning", f"cannot read it: HTTP {error.status}")
+        return
+    bound = annotations.get(GKE_ANNOTATION)
+    status: Status = "ok" if bound == credentials.gke.service_account else "problem"
+    report.add(
+        f"{namespace}: workload identity",
+        status,
+        f"{GKE_ANNOTATION} is {bound or 'not set'}; profile {profile.name} expects {credentials.gke.service_account}",
+    )
+
+
+def check_namespace(
+    report: Report,
+    core: client.CoreV1Api,
+    rbac: client.RbacAuthorizationV1Api,
+    namespace: str,
+    profile: Profile,
+    cluster_bindings: list[Any],
+    now: datetime,
+) -> None:
+    """The namespace's Secret (key names only, and its age against the profile's maxAgeDays), task service account
+    and what is bound to it; the ClusterRoleBindings are listed once per run by the caller."""
+    credentials, account = profile.credentials, profile.service_account.name
+    if not credentials.uses_secret:
+        check_identity(report, core, namespace, profile)
+    else:
+        check_secret(report, core, namespace, profile, now)
     label = f"{namespace}: ServiceAccount {account}"
     try:
         sa = core.read_namespaced_service_account(account, namespace)
@@ -365,7 +432,7 @@ def run_doctor(api: client.ApiClient, settings: Settings, *, now: datetime | Non
         if profile is None:
             report.add(namespace, "warning", "no profile of the policy matches: its task pods are not injected")
             continue
-        check_namespace(report, core, rbac, namespace, profile, cluster_bindings)
+        check_namespace(report, core, rbac, namespace, profile, cluster_bindings, now)
     if namespaces:
         check_answers(report, core, namespaces[0][0])
     return report

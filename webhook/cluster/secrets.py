@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import getpass
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -18,9 +19,11 @@ from kubernetes import client
 from webhook.cluster.connection import APPLY, api_error
 from webhook.credential_files import SECRET_KEYS
 from webhook.errors import UsageError
+from webhook.injection import ANNOTATION_PROFILE
 from webhook.policy import Profile
 
 LABEL = "keyguard.flyte.org/storage-credentials"
+ROTATED_AT = "keyguard.flyte.org/rotated-at"  # when the keys were last written: doctor's maxAgeDays
 
 
 def parse_env_text(text: str, source: str) -> dict[str, str]:
@@ -45,6 +48,11 @@ def collect(
     profile: Profile, values: Mapping[str, str] | None, prompt: Callable[[str], str] = getpass.getpass
 ) -> dict[str, str]:
     """The expected keys, from `values` (stdin or file) or asked for one by one without echo."""
+    if not profile.credentials.uses_secret:
+        raise UsageError(
+            f"profile {profile.name} uses {profile.credentials.format}: tasks get short-lived credentials, and a "
+            "static key Secret would be refused"
+        )
     expected = SECRET_KEYS[profile.credentials.format]
     if values is None:
         values = {key: prompt(f"{key}: ") for key in expected}
@@ -60,7 +68,16 @@ def collect(
 
 
 def apply_secret(api: client.ApiClient, namespace: str, profile: Profile, values: Mapping[str, str]) -> Any:
-    name = profile.credentials.secret_name
+    annotations = {ANNOTATION_PROFILE: profile.name}
+    return apply_labelled_secret(api, namespace, profile.credentials.secret_name, values, annotations)
+
+
+def apply_labelled_secret(
+    api: client.ApiClient, namespace: str, name: str, data: Mapping[str, str], annotations: Mapping[str, str]
+) -> Any:
+    """Server-side apply of a storage-credential Secret as keyguard labels it, stamped with when its keys were
+    written (doctor's maxAgeDays). keyguard owns only the keys it applies: other keys of an existing Secret (an
+    admin's, another tool's) stay."""
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -68,10 +85,10 @@ def apply_secret(api: client.ApiClient, namespace: str, profile: Profile, values
             "name": name,
             "namespace": namespace,
             "labels": {LABEL: "true", "app.kubernetes.io/managed-by": "keyguard"},
-            "annotations": {"keyguard.flyte.org/profile": profile.name},
+            "annotations": {**annotations, ROTATED_AT: datetime.now(UTC).isoformat()},
         },
         "type": "Opaque",
-        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
     }
     try:
         return client.CoreV1Api(api).patch_namespaced_secret(name, namespace, body, **APPLY)

@@ -2,7 +2,8 @@
 
 Made for two jobs: `make run` needs certificates for localhost without openssl incantations, and an admin without
 cert-manager needs the routine serving rotation and the three-step CA roll-over to be one command each, with the
-next step printed. Nothing here talks to a cluster (`certs install` will); no key ever reaches the output.
+next step printed. Only `certs install` talks to a cluster (webhook/cluster/certificates.py); no key ever reaches
+the output.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from webhook import certs
+from webhook.certificate_layout import CA_CERT, DEFAULT_CA_DAYS, DEFAULT_SERVING_DAYS, TLS_CERT, TLS_KEY
 from webhook.commands.common import add_cluster_arguments
 from webhook.errors import UsageError
+
+if TYPE_CHECKING:
+    from webhook import certs
 
 
 def register(subparsers: Any) -> None:
@@ -48,8 +52,8 @@ def _register_generate(actions: Any) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
     _add_names(parser)
-    parser.add_argument("--days", type=int, default=certs.DEFAULT_SERVING_DAYS, help="serving certificate lifetime")
-    parser.add_argument("--ca-days", type=int, default=certs.DEFAULT_CA_DAYS, help="CA lifetime")
+    parser.add_argument("--days", type=int, default=DEFAULT_SERVING_DAYS, help="serving certificate lifetime")
+    parser.add_argument("--ca-days", type=int, default=DEFAULT_CA_DAYS, help="CA lifetime")
     parser.add_argument("--force", action="store_true", help="replace existing files, including the CA")
     parser.set_defaults(func=run_generate)
 
@@ -120,6 +124,8 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from webhook import certs  # cryptography: loaded only when a certs command runs
+
     files = certs.generate(
         args.out,
         args.dns or [],
@@ -137,11 +143,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
+    from webhook import certs  # cryptography: loaded only when a certs command runs
+
     if (args.ca or args.drop_old_ca) and (args.dns or args.ip):
         raise UsageError("--dns and --ip apply to the serving certificate, not to --ca or --drop-old-ca")
     directory: Path = args.dir
     if args.ca:
-        days = certs.DEFAULT_CA_DAYS if args.days is None else args.days
+        days = DEFAULT_CA_DAYS if args.days is None else args.days
         files = certs.rotate_ca(directory, days=days)
         count = len(certs.inspect(directory).authorities)
         print(f"step 1 of 3: new CA in {files.ca_key}; {files.ca_cert} now holds {_count(count, 'CA')} (new first)")
@@ -149,13 +157,13 @@ def run_rotate(args: argparse.Namespace) -> int:
         print(f"  keyguard certs rotate --dir {directory}")
     elif args.drop_old_ca:
         dropped = certs.drop_old_ca(directory)
-        ca_cert = directory / certs.CA_CERT
+        ca_cert = directory / CA_CERT
         if dropped:
             print(f"step 3 of 3: dropped {_count(dropped, 'old CA')}; publish {ca_cert} as the caBundle")
         else:
             print(f"{ca_cert} holds only the CA that signs the serving certificate; nothing to drop")
     else:
-        days = certs.DEFAULT_SERVING_DAYS if args.days is None else args.days
+        days = DEFAULT_SERVING_DAYS if args.days is None else args.days
         files = certs.rotate(directory, dns_names=args.dns, ip_addresses=args.ip, days=days)
         inspection = certs.inspect(directory)
         print(f"new serving key and certificate in {files.tls_cert} and {files.tls_key}")
@@ -167,6 +175,8 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from webhook import certs  # cryptography: loaded only when a certs command runs
+
     inspection = certs.inspect(args.dir, server_name=args.server_name)
     if args.output == "json":
         sys.stdout.buffer.write(orjson.dumps(inspection.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -180,13 +190,13 @@ def _text(inspection: certs.Inspection, directory: Path) -> str:
     serving = inspection.serving
     names = ", ".join(serving.dns_names + serving.ip_addresses) or "(none)"
     signer = (
-        f"CA {inspection.signed_by + 1} of {len(inspection.authorities)} in {certs.CA_CERT}"
+        f"CA {inspection.signed_by + 1} of {len(inspection.authorities)} in {CA_CERT}"
         if inspection.signed_by is not None
-        else f"no CA in {certs.CA_CERT} ({serving.issuer})"
+        else f"no CA in {CA_CERT} ({serving.issuer})"
     )
-    key = {True: "matches", False: "DOES NOT MATCH", None: f"not checked (no {certs.TLS_KEY})"}
+    key = {True: "matches", False: "DOES NOT MATCH", None: f"not checked (no {TLS_KEY})"}
     lines = [
-        f"serving certificate  {directory / certs.TLS_CERT}",
+        f"serving certificate  {directory / TLS_CERT}",
         f"  subject            {serving.subject}",
         f"  names              {names}",
         f"  valid              {serving.not_before:%Y-%m-%d %H:%M}Z to {serving.not_after:%Y-%m-%d %H:%M}Z "
@@ -194,7 +204,7 @@ def _text(inspection: certs.Inspection, directory: Path) -> str:
         f"  signed by          {signer}",
         f"  trusted            {'yes' if inspection.trusted else 'NO: ' + str(inspection.trust_error)}",
         f"  private key        {key[inspection.key_matches]}",
-        f"CA bundle            {directory / certs.CA_CERT} ({_count(len(inspection.authorities), 'CA')})",
+        f"CA bundle            {directory / CA_CERT} ({_count(len(inspection.authorities), 'CA')})",
     ]
     for number, ca in enumerate(inspection.authorities, start=1):
         lines.append(f"  {number}. {ca.subject}  until {ca.not_after:%Y-%m-%d} ({ca.days_left} days left)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from webhook.certs import read_file
+from webhook.files import read_file
 from webhook.policy import Policy, default_policy, load_policy
 
 

@@ -6,18 +6,28 @@ and writes an AWS shared-credentials file into the pod's in-memory volume, so SD
 atomically (temporary file, then rename) with mode 0444: every process of the pod can read it whatever uid and gid
 its image runs as, none can change it, and nothing outside the pod can reach the pod's tmpfs
 (webhook/credential_files.py says why). Nothing it prints contains a value.
+
+With `--watch` it is the refresher sidecar: after the first render it polls the Secret directory every `--interval`
+seconds and renders again when the kubelet has swapped in new keys. The kubelet updates a Secret volume by writing
+a new timestamped directory and renaming the `..data` symlink onto it (its atomic writer), so the link's target is
+the cheapest exact signal; without it (a plain directory) the files' sizes and mtimes are. Polling, as
+controller-runtime's certwatcher also does, needs no inotify and sees a swap it would have missed. A render that
+fails (a half-rotated Secret) keeps the last good file and is retried at the next poll; SIGTERM ends the loop at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from webhook.credential_files import ACCESS_KEYS, CREDENTIAL_FILE_MODE
 from webhook.errors import UsageError
+from webhook.files import write_atomic
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +39,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR")
     parser.add_argument("--to", dest="target", type=Path, required=True, metavar="FILE")
+    parser.add_argument("--watch", action="store_true", help="keep running and render again when the Secret changes")
+    parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS", help="--watch poll interval")
     parser.set_defaults(func=run)
 
 
@@ -58,21 +70,47 @@ def render(source: Path, target: Path) -> None:
             lines.append(f"{setting} = {value}")
     content = ("\n".join(lines) + "\n").encode()
     try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".credentials-")
+        write_atomic(target, content, mode=CREDENTIAL_FILE_MODE)
     except OSError as error:
-        raise UsageError(f"{target.parent}: cannot write: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.chmod(temporary, CREDENTIAL_FILE_MODE)
-        os.replace(temporary, target)
-    except OSError as error:
-        with_path = Path(temporary)
-        with_path.unlink(missing_ok=True)
         raise UsageError(f"{target}: cannot write: {error.strerror}") from None
 
 
+def fingerprint(source: Path) -> tuple[object, ...]:
+    """What changes when the kubelet rotates the Secret: the `..data` link target, else each file's size and mtime."""
+    try:
+        return ("..data", os.readlink(source / "..data"))
+    except OSError:
+        pass
+    try:
+        entries = sorted(os.scandir(source), key=lambda e: e.name)
+        return tuple((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if not e.name.startswith("."))
+    except OSError as error:
+        return ("unreadable", error.errno)
+
+
+def watch(source: Path, target: Path, interval: float, stop: threading.Event, seen: tuple[object, ...]) -> None:
+    """Render again whenever the fingerprint changes, until `stop` is set. `seen` was taken before the first
+    render, so a rotation that lands between that render and the first poll is not missed."""
+    while not stop.wait(interval):
+        current = fingerprint(source)
+        if current == seen:
+            continue
+        try:
+            render(source, target)
+        except UsageError as error:  # says which key and why, never a value; the last good file stays
+            print(f"keyguard: kept the previous {target}: {error}", file=sys.stderr, flush=True)
+            continue
+        seen = current
+        print(f"keyguard: the Secret changed; wrote {target} again", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    if args.watch:  # before the first render: a pod deleted at once must still stop promptly
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    seen = fingerprint(args.source)
     render(args.source, args.target)
-    print(f"keyguard: wrote {args.target} from {args.source}")
+    print(f"keyguard: wrote {args.target} from {args.source}", flush=True)
+    if args.watch:
+        watch(args.source, args.target, args.interval, stop, seen)
     return 0

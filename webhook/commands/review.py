@@ -14,8 +14,8 @@ import orjson
 
 from webhook.commands.common import add_policy_argument, load_policy_argument, read_input
 from webhook.engine import decide
-from webhook.errors import UsageError
-from webhook.review import BadReview, parse_review, respond
+from webhook.errors import BadReview, UsageError
+from webhook.review import parse_review, respond
 
 
 def register(subparsers: Any) -> None:

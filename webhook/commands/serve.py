@@ -14,11 +14,12 @@ from webhook.commands.common import add_policy_argument
 from webhook.errors import UsageError
 from webhook.server.settings import ServerSettings
 
-# How keyguard is served (the benchmark's baselines use the same): uvloop + httptools, no access log (the audit
-# log records decisions), no Server header, and no proxy headers: the API server calls keyguard directly.
+# How keyguard is served (the benchmark's baselines and the tests' server use the same): uvloop + httptools with a
+# bounded request head (webhook/server/http_limits.py), no access log (the audit log records decisions), no Server
+# header, and no proxy headers: the API server calls keyguard directly.
 UVICORN_SETTINGS: dict[str, Any] = {
     "loop": "uvloop",
-    "http": "httptools",
+    "http": "webhook.server.http_limits:BoundedHttpToolsProtocol",
     "access_log": False,
     "log_level": "warning",
     "server_header": False,

@@ -17,9 +17,11 @@ from typing import Any
 
 import orjson
 
+from webhook.admission_types import AdmissionRequest
 from webhook.engine import Decision, decide
-from webhook.review import BadReview, internal_error, parse_review, respond
-from webhook.server.audit_log import AuditLog
+from webhook.errors import BadReview
+from webhook.review import internal_error, parse_review, respond
+from webhook.server.audit_log import AuditLog, audit_record
 from webhook.server.metrics import Metrics
 from webhook.server.policy_watch import PolicyHolder
 
@@ -99,7 +101,7 @@ class AdmissionEndpoints:
         except Exception as error:  # keyguard's own bug: answer, log where (never the values), count it
             self._internal_error(error, uid)
             payload = orjson.dumps(internal_error(uid))
-            decision = Decision(False, "denied", message="internal error")
+            decision = Decision(False, "errored", message="internal error")
         await send({"type": "http.response.start", "status": 200, "headers": _JSON_HEADERS})
         await send({"type": "http.response.body", "body": payload})
         elapsed = time.perf_counter() - started
@@ -134,35 +136,13 @@ class AdmissionEndpoints:
         self.audit.event("internal-error", uid=uid, error=type(error).__name__, where=where)
         print(f"keyguard: internal error {type(error).__name__} at {where[-1:]}", file=sys.stderr)
 
-    def _record(self, endpoint: str, request: Any, decision: Decision, policy_version: str, elapsed: float) -> None:
+    def _record(
+        self, endpoint: str, request: AdmissionRequest, decision: Decision, policy_version: str, elapsed: float
+    ) -> None:
         profile = decision.profile or ""
         self.metrics.review_counter(endpoint, decision.outcome, profile).inc()
         self.metrics.latency_histogram(endpoint).observe(elapsed)
         rules = decision.rule_ids
         for rule in rules:
             self.metrics.finding_counter(rule, profile).inc()
-        obj = request.get("object")
-        metadata = obj.get("metadata") if isinstance(obj, dict) else None
-        name = request.get("name") or (
-            (metadata.get("name") or metadata.get("generateName")) if isinstance(metadata, dict) else None
-        )
-        self.audit.write(
-            {
-                "event": "admission",
-                "endpoint": endpoint,
-                "uid": request["uid"],
-                "namespace": request.get("namespace"),
-                "name": name,
-                "operation": request.get("operation"),
-                "subResource": request.get("subResource"),
-                "profile": decision.profile,
-                "mode": decision.mode,
-                "decision": decision.outcome,
-                "allowed": decision.allowed,
-                "rules": rules,
-                "patchOps": len(decision.patch),
-                "dryRun": bool(request.get("dryRun", False)),
-                "policyVersion": policy_version,
-                "latencyMs": round(elapsed * 1000, 3),
-            }
-        )
+        self.audit.write(audit_record(endpoint, request, decision, policy_version, elapsed))

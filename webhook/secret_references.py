@@ -1,0 +1,174 @@
+"""The Secrets a pod reaches by name, and two things that follows from them (issue 13, items 1 and 6).
+
+- Rotation: the kubelet refreshes a Secret volume in place, but a file mounted with `subPath` is a bind mount of one
+  inode and never changes, and an env value from `secretKeyRef` is read once when the container starts. A storage
+  key delivered either way outlives its rotation until the pod is recreated: a warning.
+- Short-lived credentials: a profile with a workload identity (web-identity, Azure, GKE) has no static key at all;
+  a pod that still brings one from a Secret (the environment's credentials Secret, or a credential-named variable
+  from `secretKeyRef`) is refused, or the long-lived key would quietly win over the identity in the SDK's chain.
+- Environments: each profile names its own credentials Secret. A pod of one environment that references another
+  environment's credentials Secret is refused, so development code can never run with production keys (the
+  service-account half is `service-account-not-allowed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.detection import is_credential_name
+from webhook.findings import Finding, Rule, Severity
+from webhook.policy import Policy, Profile
+
+CREDENTIAL_NOT_ROTATABLE = Rule(
+    id="credential-not-rotatable",
+    severity=Severity.WARNING,
+    title="a storage credential reaches the container in a way a key rotation never updates",
+    fix="drop the subPath mount or the secretKeyRef env and use keyguard's injection (AWS_SHARED_CREDENTIALS_FILE, "
+    "with `credentials.refresh: watch` for running tasks)",
+)
+STATIC_CREDENTIALS_NOT_ALLOWED = Rule(
+    id="static-credentials-not-allowed",
+    severity=Severity.ERROR,
+    title="the pod brings a static storage key where the profile uses short-lived credentials",
+    fix="remove the Secret reference: the task gets temporary credentials from its workload identity "
+    "(AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE, AZURE_FEDERATED_TOKEN_FILE, or GKE's service account)",
+)
+CROSS_ENVIRONMENT_CREDENTIALS = Rule(
+    id="cross-environment-credentials",
+    severity=Severity.ERROR,
+    title="the pod references another environment's storage-credential Secret",
+    fix="use this environment's own Secret (the profile's credentials.secretName) or move the task to the "
+    "environment whose keys it needs",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    path: str
+    container: str | None
+    secret: str
+    how: str  # "volume", "projected volume", "env", "envFrom"
+    variable: str | None = None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _secret_volumes(spec: Mapping[str, Any]) -> Iterator[tuple[int, str, str]]:
+    for index, volume in enumerate(map(_dict, _list(spec.get("volumes")))):
+        name, secret = volume.get("name"), _dict(volume.get("secret")).get("secretName")
+        if isinstance(name, str) and isinstance(secret, str):
+            yield index, name, secret
+        for source in _list(_dict(volume.get("projected")).get("sources")):
+            projected = _dict(_dict(source).get("secret")).get("name")
+            if isinstance(name, str) and isinstance(projected, str):
+                yield index, name, projected
+
+
+def references(pod: Mapping[str, Any]) -> Iterator[Reference]:
+    spec = _dict(pod.get("spec"))
+    for index, _, secret in _secret_volumes(spec):
+        yield Reference(f"spec.volumes[{index}]", None, secret, "volume")
+    for kind in ("initContainers", "containers", "ephemeralContainers"):
+        for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
+            name = container.get("name") if isinstance(container.get("name"), str) else f"#{index}"
+            where = f"spec.{kind}[{index}]"
+            for j, variable in enumerate(_list(container.get("env"))):
+                ref = _dict(_dict(_dict(variable).get("valueFrom")).get("secretKeyRef"))
+                var = _dict(variable).get("name")
+                if isinstance(ref.get("name"), str):
+                    yield Reference(
+                        f"{where}.env[{j}]", name, ref["name"], "env", var if isinstance(var, str) else None
+                    )
+            for j, source in enumerate(_list(container.get("envFrom"))):
+                ref = _dict(_dict(source).get("secretRef"))
+                if isinstance(ref.get("name"), str):
+                    yield Reference(f"{where}.envFrom[{j}]", name, ref["name"], "envFrom")
+
+
+def not_rotatable(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
+    """Storage credentials a rotation will not reach: a credential-named env var from a Secret, or the profile's
+    credentials Secret mounted through subPath."""
+    findings = [
+        Finding(
+            rule=CREDENTIAL_NOT_ROTATABLE,
+            path=r.path,
+            container=r.container,
+            field=f"env {r.variable}",
+            message=f"container {r.container}, env {r.variable}: comes from Secret {r.secret} through secretKeyRef, "
+            f"read once at container start, so a key rotation never reaches this task [{CREDENTIAL_NOT_ROTATABLE.id}]",
+        )
+        for r in references(pod)
+        if r.how == "env" and r.variable is not None and is_credential_name(r.variable)
+    ]
+    spec = _dict(pod.get("spec"))
+    own = {name for _, name, secret in _secret_volumes(spec) if secret == profile.credentials.secret_name}
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
+            for j, mount in enumerate(map(_dict, _list(container.get("volumeMounts")))):
+                mounted = mount.get("name")
+                if isinstance(mounted, str) and mounted in own and (mount.get("subPath") or mount.get("subPathExpr")):
+                    name = container.get("name")
+                    findings.append(
+                        Finding(
+                            rule=CREDENTIAL_NOT_ROTATABLE,
+                            path=f"spec.{kind}[{index}].volumeMounts[{j}]",
+                            container=name if isinstance(name, str) else None,
+                            field=f"mount {mount.get('name')}",
+                            message=f"container {name}, mount {mount.get('name')}: Secret "
+                            f"{profile.credentials.secret_name} is mounted with subPath, which the kubelet never "
+                            f"updates, so a key rotation never reaches this task [{CREDENTIAL_NOT_ROTATABLE.id}]",
+                        )
+                    )
+    return findings
+
+
+def cross_environment(pod: Mapping[str, Any], profile: Profile, policy: Policy) -> list[Finding]:
+    """References to a Secret that is another profile's credentials Secret and not this profile's own."""
+    others = {
+        p.credentials.secret_name: p.name
+        for p in policy.profiles
+        if p.name != profile.name and p.credentials.secret_name != profile.credentials.secret_name
+    }
+    if not others:
+        return []
+    return [
+        Finding(
+            rule=CROSS_ENVIRONMENT_CREDENTIALS,
+            path=r.path,
+            container=r.container,
+            field=f"{r.how} {r.secret}",
+            message=(f"container {r.container}, " if r.container else "")
+            + f"{r.how} references Secret {r.secret}, the storage credentials of profile {others[r.secret]}, "
+            f"in a pod of profile {profile.name} [{CROSS_ENVIRONMENT_CREDENTIALS.id}]",
+        )
+        for r in references(pod)
+        if r.secret in others
+    ]
+
+
+def static_credentials(pod: Mapping[str, Any], profile: Profile) -> list[Finding]:
+    """In a workload-identity profile: references to the credentials Secret, and credential-named secretKeyRefs."""
+    if profile.credentials.uses_secret:
+        return []
+    secret = profile.credentials.secret_name
+    return [
+        Finding(
+            rule=STATIC_CREDENTIALS_NOT_ALLOWED,
+            path=r.path,
+            container=r.container,
+            field=f"{r.how} {r.variable or r.secret}",
+            message=(f"container {r.container}, " if r.container else "")
+            + f"{r.how} {r.variable + ' ' if r.variable else ''}brings a static key from Secret {r.secret}; profile "
+            f"{profile.name} uses {profile.credentials.format} [{STATIC_CREDENTIALS_NOT_ALLOWED.id}]",
+        )
+        for r in references(pod)
+        if r.secret == secret or (r.how == "env" and r.variable is not None and is_credential_name(r.variable))
+    ]
