@@ -166,7 +166,6 @@ class ControlPlane:
     etcd_url: str = field(init=False)
     processes: list[Process] = field(default_factory=list)
     version: str = ""
-    apiserver_args: list[str] = field(default_factory=list)  # added to kube-apiserver's flags (the node suite's)
 
     @property
     def url(self) -> str:

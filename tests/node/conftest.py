@@ -53,7 +53,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(work: Path, request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    plane = ControlPlane(k8s_binaries(), work, apiserver_args=list(APISERVER_ARGS))
+    plane = ControlPlane(k8s_binaries(), work, apiserver_args=APISERVER_ARGS)
     try:
         plane.start()
         yield plane
@@ -125,12 +125,16 @@ def cluster(
     node: Node, control_plane: ControlPlane, core: client.CoreV1Api, keyguard: KeyguardProcess, storage: SeaweedFS
 ) -> ControlPlane:
     """The Flyte namespaces and task accounts from manifests/, each with its storage Secret (SeaweedFS's keys),
-    and keyguard's webhooks in effect."""
+    keyguard's install applied for real, and its webhooks (on loopback) in effect."""
     control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "manifests" / "flyte-environments"))
     for namespace in FLYTE_NAMESPACES:
         secret_create(control_plane, namespace, storage.keys)
     output = control_plane.kubectl("kustomize", str(REPO / "manifests")).stdout
     rendered: list[dict[str, Any]] = [d for d in yaml.safe_load_all(output) if d]
+    # keyguard's namespace, accounts, RBAC and policy ConfigMap, as `keyguard doctor` expects to find them.
+    control_plane.apply_for_real(
+        rendered, {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap"}
+    )
     admission = client.AdmissionregistrationV1Api(core.api_client)
     for document in webhook_configurations(rendered, keyguard):
         if document["kind"] == "MutatingWebhookConfiguration":

@@ -28,10 +28,9 @@ from tests.server_harness import free_port
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "tests" / "node" / "build-node.sh"
 NODE_NAME = "localhost"  # resolves to 127.0.0.1 from /etc/hosts on every Debian machine
-NODE_DIR = Path("/var/lib/keyguard-node")
 CNI_BIN = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 # The API server reaches the kubelet by the node's name, never by the InternalIP the kubelet detects.
-APISERVER_ARGS = ["--kubelet-preferred-address-types=Hostname"]
+APISERVER_ARGS = ("--kubelet-preferred-address-types=Hostname",)
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ class Node:
     plane: ControlPlane
     built: Build
     logs: Path
-    root: Path = field(default_factory=lambda: NODE_DIR / str(os.getpid()))
+    root: Path = field(default_factory=lambda: Path(f"/var/lib/keyguard-node-{os.getpid()}"))
     processes: list[Process] = field(default_factory=list)
     host: HostState | None = None
     import_seconds: float = 0.0  # containerd start and the image imports
@@ -195,7 +194,7 @@ class Node:
                 f"--kubeconfig={kubeconfig}",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
+                "--secure-port=0",  # no HTTPS endpoint needed: nothing scrapes or probes it
                 "--v=1",
             ],
         )
@@ -206,7 +205,7 @@ class Node:
                 f"--kubeconfig={kubeconfig}",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
+                "--secure-port=0",  # no HTTPS endpoint needed: nothing scrapes or probes it
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.serving_ca}",
                 "--use-service-account-credentials=false",

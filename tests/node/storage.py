@@ -34,6 +34,7 @@ class SeaweedFS:
     keys: KeyPair = field(default_factory=KeyPair.fake)
     port: int = field(default_factory=free_port)
     master: int = field(default_factory=free_port)
+    master_grpc: int = field(default_factory=free_port)
     process: Process | None = None
     version: str = ""
 
@@ -62,7 +63,7 @@ class SeaweedFS:
                 "-ip.bind=127.0.0.1",
                 f"-dir={data}",
                 f"-master.port={self.master}",
-                f"-master.port.grpc={free_port()}",
+                f"-master.port.grpc={self.master_grpc}",
                 f"-volume.port={volume}",
                 f"-volume.port.grpc={free_port()}",
                 "-volume.max=8",
@@ -86,7 +87,7 @@ class SeaweedFS:
     def create_bucket(self, name: str) -> None:
         """With SeaweedFS's own admin shell, so the host needs no S3 client."""
         result = subprocess.run(
-            [str(self.weed), "shell", f"-master=127.0.0.1:{self.master}"],
+            [str(self.weed), "shell", f"-master=127.0.0.1:{self.master}.{self.master_grpc}"],  # host:port.grpcPort
             input=f"s3.bucket.create -name {name}\n",
             capture_output=True,
             text=True,
