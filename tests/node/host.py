@@ -58,10 +58,11 @@ def _default_chain(line: str) -> bool:
 
 
 def _cgroup_dirs() -> set[Path]:
-    """Every cgroup directory of every mounted hierarchy (v1 controllers, or the single v2 tree)."""
+    """The kubelet's cgroups (`kubepods` and below, with `cgroupDriver: cgroupfs`) in every mounted hierarchy (v1
+    controllers, or the single v2 tree). Only these: other cgroups on the machine belong to other software."""
     found: set[Path] = set()
     for dirpath, _dirnames, filenames in os.walk(CGROUP_ROOT):
-        if "cgroup.procs" in filenames:
+        if "cgroup.procs" in filenames and "kubepods" in Path(dirpath).relative_to(CGROUP_ROOT).parts[:2]:
             found.add(Path(dirpath))
     return found
 
