@@ -12,8 +12,10 @@ from kubernetes import client
 
 from tests.credential_access_matrix import ROWS, Row
 from tests.e2e.cluster import ControlPlane
+from tests.e2e.pods import create_pod, is_injected
 from tests.node.node import Build, Node
 from tests.node.pods import FACTS, HOLD, run, task_pod
+from tests.node.storage import SeaweedFS, secret_create
 from webhook.injection import RENDERER_UID
 
 PRODUCTION = "flytesnacks-production"
@@ -74,3 +76,45 @@ def test_uid_gid_matrix_on_real_pods(
         f"{facts['credentials']}, reads Secret {facts['reads_secret']}, reads rendered {facts['reads_rendered']}"
     )
     assert (facts["reads_secret"], facts["reads_rendered"]) == (row.reads_secret, row.reads_rendered)
+
+
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def test_a_restricted_namespace_admits_the_injected_task_and_the_same_container_runs(
+    cluster: ControlPlane, core: client.CoreV1Api, built: Build, storage: SeaweedFS, unique: str
+) -> None:
+    """`pod-security.kubernetes.io/enforce: restricted` admits what keyguard injects (its renderer is restricted
+    itself), and the same restricted task container, read-only root filesystem included, runs and reads its
+    credentials. It runs on the host network in a namespace without the label: `restricted` forbids hostNetwork,
+    and a pod network would give pods addresses off loopback (containerd 1.6 refuses a loopback-only sandbox)."""
+    namespace = f"restricted{unique}-production"
+    core.create_namespace(
+        {"metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    try:
+        core.create_namespaced_service_account(
+            namespace, {"metadata": {"name": "flyte-task"}, "automountServiceAccountToken": False}
+        )
+        secret_create(cluster, namespace, storage.keys)
+        restricted = task_pod(namespace, built.images["task"].name, FACTS)
+        restricted["spec"]["hostNetwork"] = False
+        restricted["spec"]["containers"][0]["securityContext"] = dict(RESTRICTED_CONTAINER)
+        admitted = create_pod(core, restricted, dry_run=True)  # PodSecurity admission runs on dry runs too
+        assert is_injected(admitted)
+    finally:
+        core.delete_namespace(namespace)
+    pod = task_pod(PRODUCTION, built.images["task"].name, FACTS)
+    pod["spec"]["containers"][0]["securityContext"] = dict(RESTRICTED_CONTAINER)
+    done = run(core, cluster, pod)
+    assert done.phase == "Succeeded", json.dumps(done.pod["status"])
+    facts = done.result()
+    assert facts["reads_rendered"] and facts["reads_secret"] and not facts["token"]
