@@ -9,7 +9,7 @@ FUZZ_CASES ?= 1000000
 FUZZ_SECONDS ?= 3600
 FUZZ_HTTP_SECONDS ?= 300
 
-.PHONY: venv run test lint unit e2e k8s helm bench fuzz clean
+.PHONY: venv run test lint unit e2e k8s helm node e2e-node bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,7 +41,7 @@ helm:
 	tests/helm/build-helm.sh
 
 unit: $(STAMP) k8s helm
-	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e \
+	$(BIN)/pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/node \
 		--cov=webhook --cov-report=term --cov-fail-under=90
 
 test: lint unit
@@ -50,6 +50,14 @@ test: lint unit
 # control plane of their own keep it for all their tests. The header prints the seed (--random-order-seed=N replays it).
 e2e: $(STAMP) k8s helm
 	$(BIN)/pytest -q -p no:cacheprovider --random-order-bucket=module tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
+
+# The node tier (root on Linux): kubelet, kube-scheduler, kube-controller-manager and SeaweedFS from the Go module
+# proxy, containerd and runc from Debian, and the pause, keyguard and Flyte task images built locally; all cached.
+node:
+	tests/node/build-node.sh >/dev/null
+
+e2e-node: $(STAMP) k8s node
+	$(BIN)/pytest -q -p no:cacheprovider tests/node
 
 bench: $(STAMP)
 	bench/install-wrk.sh

@@ -45,21 +45,30 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="keyguard",
         description="Keep object-storage credentials out of Flyte task pods.",
     )
     parser.add_argument("--version", action="version", version=f"keyguard {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands:
         import_module(f"webhook.commands.{name}").register(subparsers)
     return parser
 
 
+def _named_command(argv: Sequence[str]) -> tuple[str, ...]:
+    """Only the command the first argument names, so its run loads nothing the others need: the renderer init
+    container starts under a 100m CPU limit, where loading the policy model cost each task pod about 4 s. Anything
+    else (help, a typo, an option first) gets every command."""
+    name = argv[0].replace("-", "_") if argv else ""
+    return (name,) if name in COMMANDS else COMMANDS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_named_command(arguments))
+    args = parser.parse_args(arguments)
     try:
         code: int = args.func(args)
     except KeyguardError as error:

@@ -1,0 +1,158 @@
+"""Session fixtures of the node suite: the end-to-end control plane plus a real node (containerd, runc, kubelet,
+scheduler, controller manager), keyguard's webhooks on loopback with the locally built renderer image, SeaweedFS
+as the object storage, and one storage Secret per Flyte environment whose keys SeaweedFS accepts. Nothing is
+skipped: a build or start-up failure fails the suite with its error, and the host is restored whatever happened."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.e2e.cluster import (
+    REPO,
+    ControlPlane,
+    KeyguardProcess,
+    k8s_binaries,
+    webhook_configurations,
+)
+from tests.e2e.pods import create_pod, is_injected, propeller_pod, wait_for
+from tests.node.node import APISERVER_ARGS, Build, Node, build
+from tests.node.storage import BUCKET, SeaweedFS, secret_create
+
+FLYTE_NAMESPACES = ("flytesnacks-development", "flytesnacks-staging", "flytesnacks-production")
+
+
+def _say(request: pytest.FixtureRequest, text: str) -> None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # in the CI log, not only with -s
+        print(f"\n{text}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_machine_path() -> None:
+    """Overrides the unit tier's reduced PATH (tests/conftest.py): this tier runs what its build scripts installed."""
+
+
+@pytest.fixture(scope="session")
+def built() -> Build:
+    return build()
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("node")
+
+
+@pytest.fixture(scope="session")
+def control_plane(work: Path, request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    plane = ControlPlane(k8s_binaries(), work, apiserver_args=APISERVER_ARGS)
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def node(control_plane: ControlPlane, built: Build, work: Path, request: pytest.FixtureRequest) -> Iterator[Node]:
+    started = Node(control_plane, built, logs=work)
+    try:
+        started.start()
+        info = json.loads(control_plane.kubectl("get", "node", "-o", "jsonpath={.items[0].status.nodeInfo}").stdout)
+        runc = subprocess.run(["runc", "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+        _say(
+            request,
+            f"containerd up and images imported in {started.import_seconds:.1f} s, node Ready "
+            f"{started.ready_seconds:.1f} s later: kubelet {info['kubeletVersion']}, "
+            f"{info['containerRuntimeVersion']}, {runc}, kernel {info['kernelVersion']}",
+        )
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def core(control_plane: ControlPlane) -> client.CoreV1Api:
+    return client.CoreV1Api(config.new_client_from_config(config_file=str(control_plane.kubeconfig)))
+
+
+@pytest.fixture(scope="session")
+def storage(built: Build, work: Path, request: pytest.FixtureRequest) -> Iterator[SeaweedFS]:
+    seaweed = SeaweedFS(built.weed, work)
+    try:
+        seaweed.start()
+        _say(request, f"SeaweedFS {seaweed.version} S3 gateway on {seaweed.endpoint}")
+        yield seaweed
+    finally:
+        seaweed.stop()
+
+
+@pytest.fixture(scope="session")
+def bucket(storage: SeaweedFS) -> str:
+    storage.create_bucket(BUCKET)
+    return BUCKET
+
+
+@pytest.fixture(scope="session")
+def policy_file(work: Path, built: Build) -> Path:
+    """manifests/base/policy.yaml with the renderer image pointed at the locally built keyguard image."""
+    policy = yaml.safe_load((REPO / "manifests" / "base" / "policy.yaml").read_text())
+    for profile in policy["profiles"]:
+        profile["renderer"] = {"image": built.images["keyguard"].name}
+    path = work / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return path
+
+
+@pytest.fixture(scope="session")
+def keyguard(work: Path, policy_file: Path) -> Iterator[KeyguardProcess]:
+    process = KeyguardProcess(work, policy_file)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    node: Node, control_plane: ControlPlane, core: client.CoreV1Api, keyguard: KeyguardProcess, storage: SeaweedFS
+) -> ControlPlane:
+    """The Flyte namespaces and task accounts from manifests/, each with its storage Secret (SeaweedFS's keys),
+    keyguard's install applied for real, and its webhooks (on loopback) in effect."""
+    control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "manifests" / "flyte-environments"))
+    for namespace in FLYTE_NAMESPACES:
+        secret_create(control_plane, namespace, storage.keys)
+    output = control_plane.kubectl("kustomize", str(REPO / "manifests")).stdout
+    rendered: list[dict[str, Any]] = [d for d in yaml.safe_load_all(output) if d]
+    # keyguard's namespace, accounts, RBAC and policy ConfigMap, as `keyguard doctor` expects to find them.
+    control_plane.apply_for_real(
+        rendered, {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap"}
+    )
+    admission = client.AdmissionregistrationV1Api(core.api_client)
+    for document in webhook_configurations(rendered, keyguard):
+        if document["kind"] == "MutatingWebhookConfiguration":
+            admission.create_mutating_webhook_configuration(document)
+        else:
+            admission.create_validating_webhook_configuration(document)
+    probe = propeller_pod(FLYTE_NAMESPACES[2])
+    wait_for(lambda: is_injected(create_pod(core, probe, dry_run=True)), what="webhooks in effect")
+    # The controller manager makes each namespace's `default` account; pods wait for it otherwise.
+    for namespace in (*FLYTE_NAMESPACES, "default"):
+        wait_for(
+            lambda ns=namespace: core.list_namespaced_service_account(ns, field_selector="metadata.name=default").items,
+            timeout=60,
+            what=f"service account default in {namespace}",
+        )
+    return control_plane
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:6]
