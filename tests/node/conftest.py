@@ -107,6 +107,8 @@ def policy_file(work: Path, built: Build) -> Path:
     policy = yaml.safe_load((REPO / "manifests" / "base" / "policy.yaml").read_text())
     for profile in policy["profiles"]:
         profile["renderer"] = {"image": built.images["keyguard"].name}
+        if profile["name"] == "staging":  # the rotation test's environment: the refresher sidecar, polling often
+            profile["credentials"] = {"refresh": "watch", "refreshSeconds": 2}
     path = work / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path
