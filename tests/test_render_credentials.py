@@ -70,9 +70,9 @@ def test_unwritable_target_exits_2(tmp_path: Path, capsys: Any) -> None:
 
 
 def test_the_renderer_loads_only_what_it_needs(tmp_path: Path) -> None:
-    """The init container runs under a 100m CPU limit: on the node suite, `keyguard render-credentials` loading every
+    """The init container ran under a 100m CPU limit: on the node suite, `keyguard render-credentials` loading every
     command's modules (the policy model and pydantic, 0.25 CPU-s) added about 4 s to each task's start. Only the
-    renderer's own module may load."""
+    renderer's own module may load (the refresher sidecar still runs at 100m)."""
     source = tmp_path / "secret"
     source.mkdir()
     (source / "access_key").write_text(fake.aws_access_key_id())

@@ -167,9 +167,12 @@ def renderer_container(profile: Profile, *, refresher: bool = False) -> dict[str
         "image": profile.renderer.image,
         "imagePullPolicy": "IfNotPresent",
         "command": command,
+        # The one-shot renderer runs for a fraction of a second before the task may start, so its CPU limit is a
+        # burst (a 100m limit throttled Python's start-up to most of a second on a real node); an init container's
+        # limit does not add to the pod's. The refresher is a sidecar: its resources do add, and it idles.
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
-            "limits": {"cpu": "100m", "memory": "64Mi"},
+            "limits": {"cpu": "100m" if refresher else "1", "memory": "64Mi"},
         },
         "securityContext": {
             "runAsNonRoot": True,
