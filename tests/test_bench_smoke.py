@@ -15,6 +15,8 @@ import orjson
 import pytest
 import yaml
 
+from tests import fake_credentials
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
@@ -172,3 +174,18 @@ def test_check_bench_and_report(tmp_path: Path) -> None:
     assert "keyguard" in text and "ratio_vs_raw" in text
     assert "CSafeLoader" in text and "check_vs_libyaml" in text
     orjson.dumps(results)  # JSON-serializable as written to latest.json
+
+
+def test_the_http_fuzz_leg_attributes_audit_leaks_to_their_own_request() -> None:
+    """Half a million pooled random keys share 8-character runs with half a million random UUIDs by chance (the
+    first `make fuzz` run reported such a collision as a leak): each decision line is checked against the keys of
+    the requests that carried its UID, and the report names the field."""
+    import fuzz  # noqa: PLC0415 - bench/ is on sys.path above
+
+    mine, other = fake_credentials.aws_secret_access_key(), fake_credentials.aws_secret_access_key()
+    uid = "0123abcd-" + other[:8]  # a UUID-like field that happens to share a run with another request's key
+    clean = orjson.dumps({"event": "admission", "uid": uid, "name": "task"}).decode()
+    leaking = orjson.dumps({"event": "admission", "uid": "u2", "name": f"x{mine[3:15]}"}).decode()
+    pooled = fuzz._fragments([mine, other])
+    assert fuzz._audit_leaks(clean, {uid: [mine]}, pooled) == []
+    assert fuzz._audit_leaks(leaking, {"u2": [mine]}, pooled) == ["name"]
