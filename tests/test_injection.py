@@ -228,3 +228,20 @@ def test_json_pointer_escaping_of_annotation_keys() -> None:
     ops = plan_injection(task_pod(), profile_of(), policy_version="v1").operations
     paths = [op["path"] for op in ops if "annotations" in op["path"]]
     assert "/metadata/annotations/keyguard.flyte.org~1profile" in paths
+
+
+def test_a_renderer_from_another_policy_version_is_keyguards_own_not_a_clash() -> None:
+    """During a policy rollout the mutating and the validating call can reach keyguard replicas with different
+    policies (the ConfigMap reaches each pod at its own time). A renderer image or refresh interval that changed in
+    between must not refuse the pod as a `reserved-name-conflict` (issue 12's node suite saw exactly that); only a
+    renderer that reads or writes somewhere else is a clash."""
+    before = profile_of(renderer={"image": "registry.example/keyguard:0.1.0"}, credentials={"refresh": "watch"})
+    after = profile_of(
+        renderer={"image": "registry.example/keyguard:0.2.0"}, credentials={"refresh": "watch", "refreshSeconds": 30}
+    )
+    pod = inject(task_pod(), before)
+    assert plan_injection(pod, after, policy_version="v1").conflicts == []
+    assert plan_injection(pod, after, policy_version="v1").operations == []
+    moved = profile_of(credentials={"refresh": "watch", "tmpfsPath": "/var/run/elsewhere"})
+    conflicts = plan_injection(pod, moved, policy_version="v1").conflicts
+    assert {f.field for f in conflicts} >= {"init container keyguard-render-credentials"}

@@ -364,6 +364,9 @@ def _plan_env(
         injection.inject(place, [add(f"{base}/env", missing)])
 
 
+_RENDER_JOB = 6  # keyguard render-credentials --from DIR --to FILE
+
+
 def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
     """The renderer first among the init containers, the refresher (if any) right after it."""
     init = _list(spec.get("initContainers"))
@@ -375,8 +378,11 @@ def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injecti
             continue
         wanted = parts.renderer if name == RENDERER_NAME else parts.refresher
         found[name] = index
+        # What it reads and where it writes decide whether it is keyguard's renderer; its image and refresh interval
+        # may come from another policy version (mutate and validate can reach replicas mid-rollout).
+        command = container.get("command")
         if wanted is not None and (
-            container.get("command") != wanted["command"] or container.get("image") != wanted["image"]
+            not isinstance(command, list) or command[:_RENDER_JOB] != wanted["command"][:_RENDER_JOB]
         ):
             _conflict(injection, f"spec.initContainers[{index}]", f"init container {name}")
     if profile.credentials.format != "access-keys":
