@@ -291,18 +291,8 @@ class ControlPlane:
         self.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", stdin=documents)
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=_clean_env(),
-            check=False,
-            preexec_fn=_die_with_parent,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
-        return result
+        argv = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        return run_once("kubectl", argv, len(argv) - len(args), stdin=stdin, check=check)
 
     def __enter__(self) -> ControlPlane:
         """`with ControlPlane(...) as plane:` starts it and stops it however the block ends."""
@@ -408,9 +398,13 @@ class KeyguardProcess:
             self.process = None
 
 
-def run_keyguard(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_once(
+    name: str, argv: list[str], shown_from: int, *, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """A one-shot command that dies with pytest; `check` fails naming `name` and argv[shown_from:] (its own
+    arguments, not paths of the harness)."""
     result = subprocess.run(
-        [str(KEYGUARD), *args],
+        argv,
         input=stdin,
         capture_output=True,
         text=True,
@@ -419,8 +413,13 @@ def run_keyguard(*args: str, stdin: str | None = None, check: bool = True) -> su
         preexec_fn=_die_with_parent,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"keyguard {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        shown = " ".join(argv[shown_from:])
+        raise AssertionError(f"{name} {shown} failed ({result.returncode}): {result.stderr}")
     return result
+
+
+def run_keyguard(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_once("keyguard", [str(KEYGUARD), *args], 1, stdin=stdin, check=check)
 
 
 def webhook_configurations(rendered: Sequence[dict[str, Any]], keyguard: KeyguardProcess) -> list[dict[str, Any]]:
