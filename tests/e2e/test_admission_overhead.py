@@ -9,6 +9,7 @@ import copy
 import hashlib
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from kubernetes import client
 
 from tests.e2e import configurations
 from tests.e2e.cluster import KeyguardProcess, Process, webhook_configurations
-from tests.e2e.pods import FLYTE_NAMESPACES, create_pod, is_injected, propeller_pod
+from tests.e2e.pods import FLYTE_NAMESPACES, create_pod, is_injected, propeller_pod, wait_for
 from tests.server_harness import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -78,7 +79,13 @@ def _start(name: str, keyguard: KeyguardProcess, work: Path) -> NoopWebhook:
         argv = [sys.executable, str(HERE / "noop_webhook.py"), str(port), str(cert), str(key)]
     process = Process(f"noop-{name}", argv, work / f"noop-{name}.log")
     process.start()
+    wait_for(lambda: process.alive() and _listening(port), timeout=30, what=f"the {name} no-op webhook listening")
     return NoopWebhook(name, process, port, keyguard)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
