@@ -5,6 +5,7 @@ skipped: a build or start-up failure fails the suite with its error, and the hos
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import uuid
@@ -41,8 +42,25 @@ def fresh_machine_path() -> None:
     """Overrides the unit tier's reduced PATH (tests/conftest.py): this tier runs what its build scripts installed."""
 
 
+# One node per machine: the kubelet's hardcoded paths, its cgroups and the host's iptables are shared, so a second
+# suite started meanwhile would restore (i.e. wreck) the first one's host state. It waits for the first to finish.
+NODE_LOCK = Path("/run/lock/keyguard-node-suite.lock")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_node_per_machine(request: pytest.FixtureRequest) -> Iterator[None]:
+    NODE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with NODE_LOCK.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(request, f"another node suite holds {NODE_LOCK}: waiting for it to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
-def built() -> Build:
+def built(one_node_per_machine: None) -> Build:
     return build()
 
 
