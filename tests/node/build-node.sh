@@ -31,6 +31,7 @@ cached() {
   local name="$1" k="$2" fn="$3" start
   out="$cache/$name/$k"
   if [[ -f "$out/.complete" ]]; then
+    touch "$out/.complete" # last used, for prune
     return 0
   fi
   rm -rf "$out"
@@ -40,6 +41,18 @@ cached() {
   "$fn"
   log "$name built in $(($(date +%s) - start)) s"
   touch "$out/.complete"
+}
+
+# prune NAME: keeps the KEEP most recently used builds of NAME (each checkout with its own sources has one; an image
+# archive is 100-250 MB), deletes the rest. A build still in progress (no .complete yet) is never touched.
+KEEP=4
+prune() {
+  local name="$1" stale
+  while IFS= read -r stale; do
+    stale="${stale%/.complete}"
+    log "pruning $name build ${stale##*/} (not used lately)"
+    rm -rf "$stale"
+  done < <(ls -1t "$cache/$name"/*/.complete 2>/dev/null | tail -n +$((KEEP + 1)))
 }
 
 debian_packages() {
@@ -164,12 +177,14 @@ keyguard_key="$(echo "$base_image" | key build_keyguard - "${keyguard_sources[@]
 keyguard_image="localhost/keyguard-node/keyguard:$keyguard_key"
 cached keyguard "$keyguard_key" build_keyguard
 keyguard_archive="$out/image.tar"
+prune keyguard
 
 task_key="$(echo "$base_image" | key build_task - "$here/images/task/Containerfile" "$here/images/task/requirements.txt" \
   <(declare -f image_build))"
 task_image="localhost/keyguard-node/flyte-task:$task_key"
 cached task "$task_key" build_task
 task_archive="$out/image.tar"
+prune task
 
 python3 - "$k8s_bin" "$weed" "$version" "$SEAWEEDFS_VERSION" \
   "$pause_image" "$pause_archive" "$keyguard_image" "$keyguard_archive" "$task_image" "$task_archive" <<'EOF'
