@@ -6,6 +6,8 @@ secret into the test report; this helper fails with the place only.
 
 from __future__ import annotations
 
+import base64
+
 __tracebackhide__ = True
 
 
@@ -23,3 +25,9 @@ def assert_no_fragment(secret: str, output: str | bytes, where: str, size: int =
     for start in range(len(secret) - size + 1):
         if secret[start : start + size] in text:
             raise AssertionError(f"{size} characters of a secret value appear in {where}")
+
+
+def assert_not_stored(secret: str, stored: str | bytes, where: str) -> None:
+    """Neither the value nor its base64 (as in a Secret's `data`) appears in `stored`."""
+    for form in (secret, base64.b64encode(secret.encode()).decode()):
+        assert_not_leaked(form, stored, where)

@@ -294,6 +294,20 @@ class ControlPlane:
         argv = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
         return run_once("kubectl", argv, len(argv) - len(args), stdin=stdin, check=check)
 
+    def etcd_value(self, key: str) -> bytes:
+        """The bytes kube-apiserver stored under `key`, read with etcdctl straight from etcd (no API server)."""
+        argv = [str(self.bin_dir / "etcdctl"), f"--endpoints={self.etcd_url}", "get", key, "--print-value-only"]
+        result = subprocess.run(argv, capture_output=True, check=False)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        return result.stdout
+
+    def restart_apiserver(self) -> None:
+        """A new kube-apiserver process on the same etcd, port and flags: nothing it cached survives."""
+        apiserver = self.processes[-1]
+        apiserver.stop()
+        apiserver.start()
+        wait_until(lambda: self.get("/livez").status_code == 200, "kube-apiserver /livez", apiserver, timeout=90)
+
     def __enter__(self) -> ControlPlane:
         """`with ControlPlane(...) as plane:` starts it and stops it however the block ends."""
         try:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything the node suite runs besides the control plane (tests/e2e/build-k8s.sh builds that), with no
 # registry: kubelet, kube-scheduler and kube-controller-manager from the Go module proxy at the release of
-# tests/e2e/k8s; SeaweedFS's `weed` from its module; containerd, runc, iptables, debootstrap and buildah from
-# Debian's packages; and three OCI image archives built locally: the pause image from Kubernetes' own pause.c, a
+# tests/e2e/k8s; SeaweedFS's `weed` from its module; the KMS v2 plugin of tests/node/kms-plugin; containerd, runc,
+# iptables, debootstrap, buildah, SoftHSM and the C toolchain (pause.c, cgo) from Debian's packages; and three OCI
+# image archives built locally: the pause image from Kubernetes' own pause.c, a
 # Debian bookworm Python base from debootstrap, keyguard's Dockerfile on that base, and a Flyte task image.
 #
 # Each artifact is cached under ~/.cache/keyguard/node/<name>/<key>, its key the hash of its inputs and of the shell
@@ -56,7 +57,8 @@ prune() {
 }
 
 debian_packages() {
-  local wanted=(containerd runc containernetworking-plugins iptables debootstrap buildah) missing=()
+  local wanted=(containerd runc containernetworking-plugins iptables debootstrap buildah softhsm2 gcc libc6-dev)
+  local missing=()
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
   done
@@ -85,6 +87,12 @@ build_seaweedfs() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
   cd "$dir"
   GOFLAGS="-trimpath -mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -ldflags="-s -w" -o "$out/weed" ./weed
+}
+
+# The KMS v2 plugin over a PKCS#11 token (tests/node/test_kms_at_rest.py); cgo, for the PKCS#11 module it loads.
+build_kms_plugin() {
+  cd "$here/kms-plugin"
+  GOFLAGS="-trimpath -mod=readonly -buildvcs=false" CGO_ENABLED=1 go build -ldflags="-s -w" -o "$out/kms-plugin" .
 }
 
 # Kubernetes' own pause.c from the pinned module, compiled static as build/pause/Makefile does.
@@ -153,6 +161,10 @@ weed_key="$(echo "$SEAWEEDFS_VERSION" | key build_seaweedfs -)"
 cached seaweedfs "$weed_key" build_seaweedfs
 weed="$out/weed"
 
+kms_key="$(key build_kms_plugin "$here/kms-plugin/go.mod" "$here/kms-plugin/go.sum" "$here/kms-plugin/main.go")"
+cached kms-plugin "$kms_key" build_kms_plugin
+kms_plugin="$out/kms-plugin"
+
 version="$(cd "$here/k8s" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"
 pause_source="$(cd "$here/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
 pause_key="$(echo "$PAUSE_TAG" | key build_pause - "$pause_source" <(declare -f image_build))"
@@ -186,17 +198,17 @@ cached task "$task_key" build_task
 task_archive="$out/image.tar"
 prune task
 
-python3 - "$k8s_bin" "$weed" "$version" "$SEAWEEDFS_VERSION" \
+python3 - "$k8s_bin" "$weed" "$version" "$SEAWEEDFS_VERSION" "$kms_plugin" \
   "$pause_image" "$pause_archive" "$keyguard_image" "$keyguard_archive" "$task_image" "$task_archive" <<'EOF'
 import json, sys
 
 a = sys.argv[1:]
 print(json.dumps({
-    "k8s_bin": a[0], "weed": a[1], "kubernetes_version": a[2], "seaweedfs_version": a[3],
+    "k8s_bin": a[0], "weed": a[1], "kubernetes_version": a[2], "seaweedfs_version": a[3], "kms_plugin": a[4],
     "images": {
-        "pause": {"name": a[4], "archive": a[5]},
-        "keyguard": {"name": a[6], "archive": a[7]},
-        "task": {"name": a[8], "archive": a[9]},
+        "pause": {"name": a[5], "archive": a[6]},
+        "keyguard": {"name": a[7], "archive": a[8]},
+        "task": {"name": a[9], "archive": a[10]},
     },
 }))
 EOF

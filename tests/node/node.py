@@ -47,6 +47,7 @@ class Build:
     weed: Path
     kubernetes_version: str
     seaweedfs_version: str
+    kms_plugin: Path
     images: dict[str, Image]
 
 
@@ -60,6 +61,7 @@ def build() -> Build:
         weed=Path(data["weed"]),
         kubernetes_version=data["kubernetes_version"],
         seaweedfs_version=data["seaweedfs_version"],
+        kms_plugin=Path(data["kms_plugin"]),
         images={k: Image(v["name"], Path(v["archive"])) for k, v in data["images"].items()},
     )
 
