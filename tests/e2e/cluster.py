@@ -22,7 +22,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.pki import ClusterPki, make_pki
+from tests.leaks import assert_not_leaked
 from tests.server_harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -434,6 +435,15 @@ def run_once(
 
 def run_keyguard(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run_once("keyguard", [str(KEYGUARD), *args], 1, stdin=stdin, check=check)
+
+
+def secret_create(plane: ControlPlane, namespace: str, values: Mapping[str, str]) -> None:
+    """The namespace's credentials Secret, made the way an admin makes it: `keyguard secret create`, values on
+    stdin; its output names no value."""
+    stdin = "".join(f"{name}={value}\n" for name, value in values.items())
+    result = run_keyguard("secret", "create", "-n", namespace, "--kubeconfig", str(plane.kubeconfig), stdin=stdin)
+    for value in values.values():
+        assert_not_leaked(value, result.stdout + result.stderr, "keyguard secret create output")
 
 
 def webhook_configurations(rendered: Sequence[dict[str, Any]], keyguard: KeyguardProcess) -> list[dict[str, Any]]:

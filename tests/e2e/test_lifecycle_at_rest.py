@@ -19,10 +19,10 @@ import yaml
 from kubernetes import client, config
 
 from tests import fake_credentials as fake
-from tests.e2e.cluster import REPO, ControlPlane, run_keyguard
+from tests.e2e.cluster import REPO, ControlPlane, secret_create
 from tests.e2e.pods import propeller_pod, wait_for
 from tests.e2e.safety_net import apply_safety_net, flyte_environments, safety_net_refusal
-from tests.leaks import assert_not_leaked, assert_not_stored
+from tests.leaks import assert_not_stored
 
 APISERVER_CONFIG = REPO / "manifests" / "apiserver"
 NAMESPACE = "flytesnacks-production"
@@ -64,10 +64,7 @@ def core(plane: ControlPlane) -> client.CoreV1Api:
 def keys(plane: ControlPlane, core: client.CoreV1Api) -> dict[str, str]:
     """The credentials Secret as an admin makes it: `keyguard secret create`, values on stdin (made at run time)."""
     values = {"access_key": fake.aws_access_key_id(), "secret_key": fake.aws_secret_access_key()}
-    stdin = "".join(f"{name}={value}\n" for name, value in values.items())
-    result = run_keyguard("secret", "create", "-n", NAMESPACE, "--kubeconfig", str(plane.kubeconfig), stdin=stdin)
-    for value in values.values():
-        assert_not_leaked(value, result.stdout + result.stderr, "keyguard secret create output")
+    secret_create(plane, NAMESPACE, values)
     return values
 
 

@@ -20,9 +20,9 @@ import yaml
 from kubernetes import client, config
 
 from tests import fake_credentials as fake
-from tests.e2e.cluster import REPO, ControlPlane, Process, k8s_binaries, run_keyguard, wait_until
+from tests.e2e.cluster import REPO, ControlPlane, Process, k8s_binaries, secret_create, wait_until
 from tests.e2e.safety_net import flyte_environments
-from tests.leaks import assert_not_leaked, assert_not_stored
+from tests.leaks import assert_not_stored
 from tests.node.node import Build
 
 NAMESPACE = "flytesnacks-production"
@@ -97,16 +97,6 @@ def kms(built: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kms]
         plugin.stop()
 
 
-def _secret_create(plane: ControlPlane) -> dict[str, str]:
-    """The credentials Secret as an admin makes it: `keyguard secret create`, values on stdin (made at run time)."""
-    values = {"access_key": fake.aws_access_key_id(), "secret_key": fake.aws_secret_access_key()}
-    stdin = "".join(f"{name}={value}\n" for name, value in values.items())
-    result = run_keyguard("secret", "create", "-n", NAMESPACE, "--kubeconfig", str(plane.kubeconfig), stdin=stdin)
-    for value in values.values():
-        assert_not_leaked(value, result.stdout + result.stderr, "keyguard secret create output")
-    return values
-
-
 def _served(core: client.CoreV1Api) -> dict[str, str]:
     data = core.read_namespaced_secret(SECRET, NAMESPACE).data
     return {name: base64.b64decode(value).decode() for name, value in data.items()}
@@ -115,7 +105,8 @@ def _served(core: client.CoreV1Api) -> dict[str, str]:
 def test_kms_v2_the_credentials_secret_is_wrapped_by_a_key_in_the_hsm(
     kms: Kms, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    keys = _secret_create(kms.plane)
+    keys = {"access_key": fake.aws_access_key_id(), "secret_key": fake.aws_secret_access_key()}
+    secret_create(kms.plane, NAMESPACE, keys)
     raw = kms.plane.etcd_value(f"/registry/secrets/{NAMESPACE}/{SECRET}")
     prefix = f"k8s:enc:kms:v2:{PROVIDER}:".encode()
     assert raw.startswith(prefix), f"not stored through the KMS provider: starts with {raw[:16]!r}"
