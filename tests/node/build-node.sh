@@ -191,8 +191,11 @@ cached keyguard "$keyguard_key" build_keyguard
 keyguard_archive="$out/image.tar"
 prune keyguard
 
-task_key="$(echo "$base_image" | key build_task - "$here/images/task/Containerfile" "$here/images/task/requirements.txt" \
-  <(declare -f image_build))"
+task_sources=()
+while IFS= read -r -d '' file; do task_sources+=("$file"); done < <(
+  find "$here/images/task" -type f -not -path '*/__pycache__/*' -print0 | sort -z
+)
+task_key="$(echo "$base_image" | key build_task - "${task_sources[@]}" <(declare -f image_build))"
 task_image="localhost/keyguard-node/flyte-task:$task_key"
 cached task "$task_key" build_task
 task_archive="$out/image.tar"

@@ -10,6 +10,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.e2e.cluster import (
 )
 from tests.e2e.pods import create_pod, is_injected, propeller_pod, wait_for
 from tests.node.node import APISERVER_ARGS, Build, Node, build
+from tests.node.pods import EXEMPT_PROJECT
 from tests.node.storage import BUCKET, SeaweedFS, secret_create
 
 FLYTE_NAMESPACES = ("flytesnacks-development", "flytesnacks-staging", "flytesnacks-production")
@@ -127,6 +129,16 @@ def policy_file(work: Path, built: Build) -> Path:
         profile["renderer"] = {"image": built.images["keyguard"].name}
         if profile["name"] == "staging":  # the rotation test's environment: the refresher sidecar, polling often
             profile["credentials"] = {"refresh": "watch", "refreshSeconds": 2}
+    # A dated, owned exemption, the product's way to leave a namespace's pods untouched: the flytekit test's
+    # pod without the injection.
+    policy["exemptions"] = [
+        {
+            "namespaces": [f"{EXEMPT_PROJECT}*"],
+            "owner": "node-suite",
+            "expires": (date.today() + timedelta(days=30)).isoformat(),
+            "reason": "a Flyte task pod without keyguard's injection",
+        }
+    ]
     path = work / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path

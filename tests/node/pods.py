@@ -15,6 +15,8 @@ from tests.e2e.cluster import ControlPlane
 from tests.e2e.pods import create_pod, propeller_pod
 
 RESULT = "RESULT "
+# Projects whose namespaces the suite's policy exempts (conftest.py): their pods are admitted without injection.
+EXEMPT_PROJECT = "legacy"
 TERMINAL = ("Succeeded", "Failed")
 
 # What a task container sees, gathered from inside: its mounts (from mountinfo, so tmpfs size and the mount's root
@@ -69,16 +71,23 @@ def task_pod(
     security_context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Propeller's Flyte task pod running `python -c program` in the task image on the host network."""
-    pod = propeller_pod(namespace, env=env if env is not None else [])
+    pod = on_node(propeller_pod(namespace, env=env if env is not None else []), image)
     main = pod["spec"]["containers"][0]
-    main["image"] = image
     main["command"] = ["python", "-c", program]
     main.pop("args", None)
+    if security_context is not None:
+        pod["spec"]["securityContext"] = security_context
+    return pod
+
+
+def on_node(pod: dict[str, Any], image: str) -> dict[str, Any]:
+    """A propeller pod made runnable here: the locally built image, the host network (loopback only), requests
+    small enough for a 2-core node, and no grace period to wait out when the test deletes it."""
+    main = pod["spec"]["containers"][0]
+    main["image"] = image
     main["resources"] = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
     pod["spec"]["hostNetwork"] = True
     pod["spec"]["terminationGracePeriodSeconds"] = 1
-    if security_context is not None:
-        pod["spec"]["securityContext"] = security_context
     return pod
 
 
