@@ -46,7 +46,7 @@ cached() {
 
 # prune NAME: keeps the KEEP most recently used builds of NAME (each checkout with its own sources has one; an image
 # archive is 100-250 MB), deletes the rest. A build still in progress (no .complete yet) is never touched.
-KEEP=4
+KEEP=6
 prune() {
   local name="$1" stale
   while IFS= read -r stale; do
