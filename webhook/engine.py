@@ -87,17 +87,9 @@ def _container_findings(kind: str, index: int, container: Mapping[str, Any]) -> 
     name = shown_name(raw_name) if isinstance(raw_name, str) else f"#{index}"
     where = f"spec.{kind}[{index}]"
     env = container.get("env")
-    if isinstance(env, list):
-        literals: list[tuple[str, str]] = []
-        positions: list[int] = []
-        for j, variable in enumerate(env):
-            if isinstance(variable, dict):
-                value, var_name = variable.get("value"), variable.get("name")
-                if isinstance(value, str) and value and isinstance(var_name, str):
-                    literals.append((var_name, value))
-                    positions.append(j)
-        for k, hit in detection.scan_env(literals):
-            yield _finding(hit, f"{where}.env[{positions[k]}]", name, f"env {shown_name(literals[k][0])}")
+    if isinstance(env, list) and env:
+        for j, hit in detection.scan_env(env):
+            yield _finding(hit, f"{where}.env[{j}]", name, f"env {shown_name(env[j]['name'])}")
     for field in ("command", "args"):
         items = container.get(field)
         if isinstance(items, list) and items:

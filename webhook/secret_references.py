@@ -86,7 +86,7 @@ def references(pod: Mapping[str, Any]) -> list[Reference]:
 
 def _references(pod: Mapping[str, Any]) -> Iterator[Reference]:
     # plain type checks rather than `_dict` chains: this runs on every admitted pod, and most env vars have no
-    # `valueFrom` at all, so a variable costs one lookup
+    # `valueFrom` at all, so a variable costs one membership test in a comprehension (C speed, no generator frame)
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return
@@ -102,8 +102,10 @@ def _references(pod: Mapping[str, Any]) -> Iterator[Reference]:
             raw_name = container.get("name")
             name = raw_name if isinstance(raw_name, str) else f"#{index}"
             env = container.get("env")
-            for j, variable in enumerate(env if isinstance(env, list) else ()):
-                value_from = variable.get("valueFrom") if isinstance(variable, dict) else None
+            if not isinstance(env, list):
+                env = ()
+            for j, variable in [(j, v) for j, v in enumerate(env) if isinstance(v, dict) and "valueFrom" in v]:
+                value_from = variable["valueFrom"]
                 ref = value_from.get("secretKeyRef") if isinstance(value_from, dict) else None
                 secret = ref.get("name") if isinstance(ref, dict) else None
                 if isinstance(secret, str):
@@ -136,6 +138,8 @@ def not_rotatable(pod: Mapping[str, Any], refs: Sequence[Reference], profile: Pr
     ]
     spec = _dict(pod.get("spec"))
     own = {name for _, name, secret in _secret_volumes(spec) if secret == profile.credentials.secret_name}
+    if not own:
+        return findings
     for kind in CREATED_CONTAINER_KINDS:
         for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
             for j, mount in enumerate(map(_dict, _list(container.get("volumeMounts")))):
