@@ -356,10 +356,7 @@ def _plan_env(
     """Add each variable the container lacks; one it sets itself is left alone, with a note when it differs.
     Only the variables named like the injected ones are kept (the last of each name, as the kubelet does)."""
     env = container.get("env")
-    own = {}
-    for variable in _list(env):
-        if isinstance(variable, dict) and (var_name := variable.get("name")).__class__ is str and var_name in names:
-            own[var_name] = variable
+    own = {n: v for v in _list(env) if isinstance(v, dict) and isinstance(n := v.get("name"), str) and n in names}
     missing = []
     for entry in entries:
         variable = own.get(entry["name"])

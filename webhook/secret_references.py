@@ -14,8 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.admission_types import CONTAINER_KINDS, CREATED_CONTAINER_KINDS
 from webhook.detection import is_credential_name
@@ -45,8 +44,9 @@ CROSS_ENVIRONMENT_CREDENTIALS = Rule(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(NamedTuple):
+    """A Secret the pod names, and where (a tuple: one is made for every Secret reference of every admitted pod)."""
+
     path: str
     container: str | None
     secret: str
