@@ -136,10 +136,11 @@ def not_rotatable(pod: Mapping[str, Any], refs: Sequence[Reference], profile: Pr
         for r in refs
         if r.how == "env" and r.variable is not None and is_credential_name(r.variable)
     ]
+    secret_name = profile.credentials.secret_name
+    if not any(r.how == "volume" and r.secret == secret_name for r in refs):
+        return findings  # no volume holds the credentials Secret (`refs` lists every volume's Secrets first)
     spec = _dict(pod.get("spec"))
-    own = {name for _, name, secret in _secret_volumes(spec) if secret == profile.credentials.secret_name}
-    if not own:
-        return findings
+    own = {name for _, name, secret in _secret_volumes(spec) if secret == secret_name}
     for kind in CREATED_CONTAINER_KINDS:
         for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
             for j, mount in enumerate(map(_dict, _list(container.get("volumeMounts")))):
