@@ -1,7 +1,7 @@
 """Serve a baseline ASGI app exactly the way `keyguard serve` serves keyguard, so only the app differs.
 
-The uvicorn settings and the run with the start-up heap frozen are `keyguard serve`'s own (`webhook.commands.serve`),
-and the TLS context is `webhook.server.tls.CertificateReloader`'s (TLS >= 1.2, the same ciphers, the SNI callback).
+The uvicorn settings are `keyguard serve`'s own (`webhook.commands.serve.UVICORN_SETTINGS`) and the TLS context
+is `webhook.server.tls.CertificateReloader`'s (TLS >= 1.2, the same ciphers, the SNI callback).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from webhook.commands.serve import UVICORN_SETTINGS as SERVE_SETTINGS
-from webhook.commands.serve import run_server
 from webhook.server.tls import CertificateReloader, uvicorn_config
 
 UVICORN_SETTINGS: dict[str, Any] = {**SERVE_SETTINGS, "timeout_graceful_shutdown": 20}
@@ -30,7 +31,7 @@ def parse_args(description: str) -> argparse.Namespace:
 def serve(app: Any, args: argparse.Namespace) -> None:
     reloader = CertificateReloader(args.tls_cert, args.tls_key)
     config = uvicorn_config(app, host=args.host, port=args.port, reloader=reloader, **UVICORN_SETTINGS)
-    run_server(config)
+    uvicorn.Server(config).run()
 
 
 DEFAULT_RESPONSE = (

@@ -3,7 +3,6 @@ one JSON line per decision on stdout, and on SIGTERM lets in-flight reviews fini
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import ssl
@@ -15,13 +14,10 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
-import uvicorn
 
 from tests.flyte_pods import review, task_pod
 from tests.server_harness import free_port
 from webhook.certs import generate
-from webhook.commands.serve import run_server
 
 
 def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, ssl.SSLContext]:
@@ -98,22 +94,3 @@ def test_serve_answers_logs_and_stops_gracefully(tmp_path: Path) -> None:
     assert process.stderr is not None
     assert b"Traceback" not in process.stderr.read()
     process.stderr.close()
-
-
-def test_the_server_runs_with_the_start_up_heap_frozen_and_unfreezes_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The objects loaded before serving stay out of every collection while uvicorn runs (gc.freeze), and the heap
-    is handed back to the collector when it returns."""
-    frozen: list[int] = []
-
-    class Server:
-        def __init__(self, config: object) -> None:
-            self.config = config
-
-        def run(self) -> None:
-            frozen.append(gc.get_freeze_count())
-
-    monkeypatch.setattr(uvicorn, "Server", Server)
-    assert gc.get_freeze_count() == 0
-    run_server(object())
-    assert frozen and frozen[0] > 1000  # the modules, the web stack: not a handful of objects
-    assert gc.get_freeze_count() == 0

@@ -7,7 +7,6 @@ SIGTERM is handled by uvicorn: it stops accepting, lets in-flight reviews finish
 from __future__ import annotations
 
 import argparse
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +48,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def run_server(config: Any) -> None:
-    """Run uvicorn with the start-up heap frozen. Everything loaded by then (modules, the policy, the web stack)
-    lives as long as the process, yet every collection of the older generations walked all of it again: about
-    20 µs per review on a typical pod. `gc.freeze` moves it out of the collector's sight; each review's own objects
-    are collected as before."""
-    import uvicorn
-
-    gc.collect()
-    gc.freeze()
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        gc.unfreeze()
-
-
 def serve(settings: ServerSettings) -> None:
     # The web stack is imported here, not at the top: `keyguard check` in a pre-commit hook should not pay for it.
+    import uvicorn
+
     from webhook.server.app import ServerState, build_app
     from webhook.server.audit_log import AuditLog
     from webhook.server.metrics import Metrics
@@ -90,7 +76,7 @@ def serve(settings: ServerSettings) -> None:
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         **UVICORN_SETTINGS,
     )
-    run_server(config)
+    uvicorn.Server(config).run()
 
 
 def run(args: argparse.Namespace) -> int:
