@@ -134,11 +134,13 @@ def test_env_name_verdicts_are_remembered_for_names_of_real_length_only() -> Non
     hits = detection.cached_name_hits
     before = hits.cache_info().currsize
     for n in range(50):
-        found = scan_env([(f"X{n}_" + "A" * (64 * 1024) + "_SECRET_KEY", "literal-value")])
+        found = scan_env([{"name": f"X{n}_" + "A" * (64 * 1024) + "_SECRET_KEY", "value": "literal-value"}])
         assert [h.rule.id for _, h in found] == ["env-credential-literal"]
     assert hits.cache_info().currsize == before
     name = "B" * (detection.MAX_NAME_LENGTH - len("_SECRET_KEY")) + "_SECRET_KEY"
-    assert scan_env([(name, "v1")]) == scan_env([(name, "v2")])  # same Hit for the same name
+    assert scan_env([{"name": name, "value": "v1"}]) == scan_env(
+        [{"name": name, "value": "v2"}]
+    )  # same Hit for the same name
     assert hits.cache_info().currsize == before + 1
 
 
@@ -217,7 +219,7 @@ ENV_PAIRS = st.lists(
 def test_scan_env_agrees_with_scan_env_literal(pairs: list[tuple[str, str]]) -> None:
     """The container-wide pass (one prefilter over all long values) finds exactly what judging each pair finds."""
     one_by_one = [(index, hit) for index, (name, value) in enumerate(pairs) for hit in scan_env_literal(name, value)]
-    assert scan_env(pairs) == one_by_one
+    assert scan_env([{"name": name, "value": value} for name, value in pairs]) == one_by_one
 
 
 STATIC_TEXT = " ".join(
@@ -260,5 +262,5 @@ def test_a_base64_key_without_a_digit_is_still_decoded() -> None:
             break
     else:
         pytest.fail("no digit-free encoding found")
-    assert [h.rule.id for _, h in scan_env([("BLOB", encoded)])] == ["aws-secret-access-key"]
-    assert scan_env([("MODEL", "HyperParameterSweepForTheLargestModelVariant")]) == []
+    assert [h.rule.id for _, h in scan_env([{"name": "BLOB", "value": encoded}])] == ["aws-secret-access-key"]
+    assert scan_env([{"name": "MODEL", "value": "HyperParameterSweepForTheLargestModelVariant"}]) == []

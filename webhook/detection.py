@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import accumulate
+from operator import itemgetter
 
 from ahocorasick_rs import AhoCorasick
 
@@ -457,7 +458,9 @@ def _candidates(values: Sequence[str], prefilter: AhoCorasick) -> set[int]:
             return set(range(len(values)))
         ends = list(accumulate(len(v) + 1 for v in values))
         found.update(bisect_right(ends, start) for _, start, _ in matches)
-    found.update(i for i, v in enumerate(values) if len(v) >= 22 and i not in found and _looks_base64(v))
+    if lowered != joined:  # else no value has a capital, and every base64-borne rule needs one (`_looks_base64`)
+        # `v.lower() != v` first: the test `_looks_base64` starts with, without a call per value
+        found.update([i for i, v in enumerate(values) if len(v) >= 22 and v.lower() != v and _looks_base64(v)])
     return found
 
 
@@ -482,25 +485,39 @@ def _by_name(name: str, value: str) -> Hit | None:
     return cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
 
 
-def scan_env(variables: Sequence[tuple[str, str]]) -> list[tuple[int, Hit]]:
-    """A container's literal env vars as (name, value) pairs; the index of each offender. Same verdicts as
-    `scan_env_literal` on each pair, with one first pass over all the long values together."""
+def scan_env(env: Sequence[object]) -> list[tuple[int, Hit]]:
+    """A container's `env` list as the pod holds it: the index of each variable whose literal value leaks, each
+    judged exactly as `scan_env_literal` judges it. Each variable is read once and its name decides first (a
+    cached verdict); the long values left are prefiltered together in one pass. Entries that are not a literal
+    (`valueFrom`, no name, not an object) are skipped."""
     hits: list[tuple[int, Hit]] = []
-    long_values: list[int] = []
-    for index, (name, value) in enumerate(variables):
-        if not value or (value[0] == "$" and is_reference(value)):
+    long_values: list[str] = []
+    positions: list[int] = []
+    for index, variable in enumerate(env):
+        if not isinstance(variable, dict):
             continue
-        hit = _by_name(name, value)
+        value, name = variable.get("value"), variable.get("name")
+        if not isinstance(value, str) or not value or not isinstance(name, str):
+            continue
+        if value[0] == "$" and is_reference(value):
+            continue
+        # `_by_name`, inlined for all names but SECRETS: this loop runs for every env var of every admitted pod
+        if name == "SECRETS":
+            hit = _by_name(name, value)
+        else:
+            hit = cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
         if hit is not None:
             hits.append((index, hit))
         elif len(value) >= _MIN_VALUE_LENGTH:
-            long_values.append(index)
+            long_values.append(value)
+            positions.append(index)
     if long_values:
-        candidates = _candidates([variables[i][1] for i in long_values], _VALUE_PREFILTER)
-        for position in sorted(candidates):
-            index = long_values[position]
-            hits.extend((index, hit) for hit in scan_value(variables[index][1]))
-        hits.sort(key=lambda pair: pair[0])
+        candidates = _candidates(long_values, _VALUE_PREFILTER)
+        if candidates:
+            for position in sorted(candidates):
+                index = positions[position]
+                hits.extend((index, hit) for hit in scan_value(long_values[position]))
+            hits.sort(key=itemgetter(0))
     return hits
 
 

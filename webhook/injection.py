@@ -201,6 +201,7 @@ class _Parts:
     renderer_mounts: dict[str, dict[str, Any]]
     mount_paths: frozenset[str]
     env: dict[str | None, list[dict[str, str]]]  # by Flyte project: only a per-project role makes them differ
+    env_names: frozenset[str]  # every name `env` may hold, whatever the project
     renderer: dict[str, Any]
     refresher: dict[str, Any] | None
 
@@ -217,12 +218,14 @@ def _parts(profile: Profile) -> _Parts:
     mounts = {m["name"]: m for m in _mounts(profile)}
     web_identity = profile.credentials.web_identity
     projects = web_identity.role_arn_by_project if web_identity is not None else {}
+    env = {project: _env(profile, project) for project in (None, *projects)}
     parts = _Parts(
         volumes={v["name"]: v for v in _volumes(profile)},
         mounts=mounts,
         renderer_mounts={m["name"]: m for m in _mounts(profile, renderer=True)},
         mount_paths=frozenset(m["mountPath"] for m in mounts.values()),
-        env={project: _env(profile, project) for project in (None, *projects)},
+        env=env,
+        env_names=frozenset(entry["name"] for entries in env.values() for entry in entries),
         renderer=renderer_container(profile),
         refresher=renderer_container(profile, refresher=True) if profile.credentials.refresh == "watch" else None,
     )
@@ -252,18 +255,20 @@ def _is_token_volume(volume: Any) -> bool:
     return any(isinstance(s, dict) and "serviceAccountToken" in s for s in sources)
 
 
-def _is_ours(volume: dict[str, Any], name: str, profile: Profile) -> bool:
+def _is_ours(volume: dict[str, Any], name: str, profile: Profile, parts: _Parts) -> bool:
     if name == CREDS_VOLUME:
         return bool(_dict(volume.get("secret")).get("secretName") == profile.credentials.secret_name)
     if name == IDENTITY_VOLUME:
-        return volume == _parts(profile).volumes.get(IDENTITY_VOLUME)
+        return volume == parts.volumes.get(IDENTITY_VOLUME)
     return bool(_dict(volume.get("emptyDir")).get("medium") == "Memory")
 
 
-def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], injection: Injection) -> None:
+def _plan_volumes(
+    spec: Mapping[str, Any], profile: Profile, parts: _Parts, drop: set[str], injection: Injection
+) -> None:
     volumes = spec.get("volumes")
     existing = _list(volumes)
-    missing = dict(_parts(profile).volumes)
+    missing = dict(parts.volumes)
     for index in range(len(existing) - 1, -1, -1):
         volume = existing[index]
         if not isinstance(volume, dict):
@@ -274,7 +279,7 @@ def _plan_volumes(spec: Mapping[str, Any], profile: Profile, drop: set[str], inj
         elif name in (CREDS_VOLUME, TMPFS_VOLUME, IDENTITY_VOLUME):
             # A second copy (another mutating webhook may add one; pod validation runs after admission) is a
             # clash too: keyguard cannot tell which of the two the kubelet would mount.
-            if name not in missing or not _is_ours(volume, name, profile):
+            if name not in missing or not _is_ours(volume, name, profile, parts):
                 _conflict(injection, f"spec.volumes[{index}]", f"volume {name}")
             elif (
                 name == CREDS_VOLUME
@@ -296,7 +301,7 @@ def _plan_container(
     kind: str,
     index: int,
     container: dict[str, Any],
-    profile: Profile,
+    parts: _Parts,
     drop: set[str],
     env: list[dict[str, str]],
     injection: Injection,
@@ -307,7 +312,6 @@ def _plan_container(
     name = raw_name if isinstance(raw_name, str) else f"#{index}"
     mounts = container.get("volumeMounts")
     existing = _list(mounts)
-    parts = _parts(profile)
     wanted = parts.renderer_mounts if name in WRITERS and kind == "initContainers" else parts.mounts
     wanted_paths = parts.mount_paths
     missing = dict(wanted)
@@ -337,15 +341,22 @@ def _plan_container(
             injection.inject(place, [add(f"{base}/volumeMounts/-", m) for m in missing.values()])
     if kind == "ephemeralContainers" or name in WRITERS:
         return
-    _plan_env(place, base, name, container, env, injection)
+    _plan_env(place, base, name, container, env, parts.env_names, injection)
 
 
 def _plan_env(
-    place: str, base: str, name: str, container: dict[str, Any], entries: list[dict[str, str]], injection: Injection
+    place: str,
+    base: str,
+    name: str,
+    container: dict[str, Any],
+    entries: list[dict[str, str]],
+    names: frozenset[str],
+    injection: Injection,
 ) -> None:
-    """Add each variable the container lacks; one it sets itself is left alone, with a note when it differs."""
+    """Add each variable the container lacks; one it sets itself is left alone, with a note when it differs.
+    Only the variables named like the injected ones are kept (the last of each name, as the kubelet does)."""
     env = container.get("env")
-    own = {v.get("name"): v for v in _list(env) if isinstance(v, dict) and isinstance(v.get("name"), str)}
+    own = {n: v for v in _list(env) if isinstance(v, dict) and isinstance(n := v.get("name"), str) and n in names}
     missing = []
     for entry in entries:
         variable = own.get(entry["name"])
@@ -367,10 +378,9 @@ def _plan_env(
 _RENDER_JOB = 6  # keyguard render-credentials --from DIR --to FILE
 
 
-def _plan_renderer(spec: Mapping[str, Any], profile: Profile, injection: Injection) -> None:
+def _plan_renderer(spec: Mapping[str, Any], profile: Profile, parts: _Parts, injection: Injection) -> None:
     """The renderer first among the init containers, the refresher (if any) right after it."""
     init = _list(spec.get("initContainers"))
-    parts = _parts(profile)
     found: dict[str, int] = {}
     for index, container in enumerate(init):
         name = _str(container.get("name")) if isinstance(container, dict) else None
@@ -421,6 +431,11 @@ def _plan_service_account(spec: Mapping[str, Any], profile: Profile, injection: 
         injection.inject("/spec/automountServiceAccountToken", [op("/spec/automountServiceAccountToken", False)])
 
 
+_ANNOTATION_POINTERS = {
+    key: pointer("metadata", "annotations", key) for key in (ANNOTATION_PROFILE, ANNOTATION_POLICY_VERSION)
+}
+
+
 def _plan_annotations(pod: Mapping[str, Any], profile: Profile, policy_version: str, injection: Injection) -> None:
     metadata = pod.get("metadata")
     annotations = _dict(metadata).get("annotations") if isinstance(metadata, dict) else None
@@ -433,7 +448,7 @@ def _plan_annotations(pod: Mapping[str, Any], profile: Profile, policy_version: 
         for key, value in wanted.items():
             if annotations.get(key) != value:
                 op = replace if key in annotations else add
-                injection.operations.append(op(pointer("metadata", "annotations", key), value))
+                injection.operations.append(op(_ANNOTATION_POINTERS[key], value))
 
 
 def _project(pod: Mapping[str, Any]) -> str | None:
@@ -451,14 +466,14 @@ def plan_injection(pod: Mapping[str, Any], profile: Profile, *, policy_version: 
     drop: set[str] = set()
     if not profile.service_account.api_access:
         drop = {v["name"] for v in _list(spec.get("volumes")) if _is_token_volume(v)}
-    _plan_volumes(spec, profile, drop, injection)
-    all_env = _parts(profile).env
-    env = all_env.get(_project(pod), all_env[None])
+    parts = _parts(profile)
+    _plan_volumes(spec, profile, parts, drop, injection)
+    env = parts.env.get(_project(pod), parts.env[None])
     for kind in CONTAINER_KINDS:
         for index, container in enumerate(_list(spec.get(kind))):
             if isinstance(container, dict):
-                _plan_container(kind, index, container, profile, drop, env, injection)
+                _plan_container(kind, index, container, parts, drop, env, injection)
     _plan_service_account(spec, profile, injection)
     _plan_annotations(pod, profile, policy_version, injection)
-    _plan_renderer(spec, profile, injection)
+    _plan_renderer(spec, profile, parts, injection)
     return injection

@@ -14,8 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.admission_types import CONTAINER_KINDS, CREATED_CONTAINER_KINDS
 from webhook.detection import is_credential_name
@@ -45,8 +44,9 @@ CROSS_ENVIRONMENT_CREDENTIALS = Rule(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(NamedTuple):
+    """A Secret the pod names, and where (a tuple: one is made for every Secret reference of every admitted pod)."""
+
     path: str
     container: str | None
     secret: str
@@ -86,7 +86,7 @@ def references(pod: Mapping[str, Any]) -> list[Reference]:
 
 def _references(pod: Mapping[str, Any]) -> Iterator[Reference]:
     # plain type checks rather than `_dict` chains: this runs on every admitted pod, and most env vars have no
-    # `valueFrom` at all, so a variable costs one lookup
+    # `valueFrom` at all, so a variable costs one membership test in a comprehension (C speed, no generator frame)
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return
@@ -102,8 +102,10 @@ def _references(pod: Mapping[str, Any]) -> Iterator[Reference]:
             raw_name = container.get("name")
             name = raw_name if isinstance(raw_name, str) else f"#{index}"
             env = container.get("env")
-            for j, variable in enumerate(env if isinstance(env, list) else ()):
-                value_from = variable.get("valueFrom") if isinstance(variable, dict) else None
+            if not isinstance(env, list):
+                env = ()
+            for j, variable in [(j, v) for j, v in enumerate(env) if isinstance(v, dict) and "valueFrom" in v]:
+                value_from = variable["valueFrom"]
                 ref = value_from.get("secretKeyRef") if isinstance(value_from, dict) else None
                 secret = ref.get("name") if isinstance(ref, dict) else None
                 if isinstance(secret, str):
@@ -134,8 +136,11 @@ def not_rotatable(pod: Mapping[str, Any], refs: Sequence[Reference], profile: Pr
         for r in refs
         if r.how == "env" and r.variable is not None and is_credential_name(r.variable)
     ]
+    secret_name = profile.credentials.secret_name
+    if not any(r.how == "volume" and r.secret == secret_name for r in refs):
+        return findings  # no volume holds the credentials Secret (`refs` lists every volume's Secrets first)
     spec = _dict(pod.get("spec"))
-    own = {name for _, name, secret in _secret_volumes(spec) if secret == profile.credentials.secret_name}
+    own = {name for _, name, secret in _secret_volumes(spec) if secret == secret_name}
     for kind in CREATED_CONTAINER_KINDS:
         for index, container in enumerate(map(_dict, _list(spec.get(kind)))):
             for j, mount in enumerate(map(_dict, _list(container.get("volumeMounts")))):

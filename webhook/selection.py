@@ -24,7 +24,7 @@ def is_flyte_task_pod(selection: Selection, pod: Mapping[str, Any]) -> bool:
     """A pod is a Flyte task pod when it carries one complete label set or is owned by a Flyte workflow."""
     labels = _labels(pod)
     for label_set in selection.label_sets:
-        if all(name in labels for name in label_set):
+        if all(map(labels.__contains__, label_set)):  # no generator frame: asked of every pod the API server sends
             return True
     metadata = pod.get("metadata")
     owners = metadata.get("ownerReferences") if isinstance(metadata, dict) else None
