@@ -13,7 +13,7 @@ from typing import Any
 
 import kubernetes_validate
 import orjson
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import apply_patch
@@ -89,6 +89,8 @@ def arbitrary_pods(draw: st.DrawFn) -> dict[str, Any]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arbitrary_pods(), st.sampled_from(["CREATE", "UPDATE"]), st.booleans())
+# Found by this property: an ephemeral container whose name is a list, next to an admitted one, raised TypeError.
+@example({"metadata": {}, "spec": {"ephemeralContainers": [{"name": ""}, {"name": []}]}}, "UPDATE", True)
 def test_engine_never_raises(pod: dict[str, Any], operation: str, mutate: bool) -> None:
     body = review(
         pod,

@@ -123,9 +123,15 @@ def find_plaintext_credentials(
         if not isinstance(containers, list):
             continue
         for index, container in enumerate(containers):
-            if isinstance(container, dict) and not (skip and container.get("name") in skip):
+            if isinstance(container, dict) and not (skip and _admitted(container.get("name"), skip)):
                 findings.extend(_container_findings(kind, index, container))
     return findings
+
+
+def _admitted(name: object, skip: frozenset[str]) -> bool:
+    """Whether an ephemeral container was already admitted; a name of any other type is simply not (an unhashable
+    one would raise in the set lookup)."""
+    return isinstance(name, str) and name in skip
 
 
 def _ephemeral_names(old: Any) -> frozenset[str]:
