@@ -79,6 +79,32 @@ def test_a_project_without_its_own_role_gets_the_profiles() -> None:
     assert env_of(pod)["AWS_ROLE_ARN"] == ROLE
 
 
+def api_server_defaults(pod: dict[str, Any]) -> dict[str, Any]:
+    """What the API server stores, as far as the identity volume goes: a projected volume gets `defaultMode: 420`."""
+    for volume in pod["spec"]["volumes"]:
+        if "projected" in volume:
+            volume["projected"].setdefault("defaultMode", 420)
+    return pod
+
+
+@pytest.mark.parametrize("credentials", [WEB_IDENTITY, AZURE], ids=["web-identity", "azure"])
+def test_the_identity_volume_as_the_api_server_stores_it_is_keyguards_own(credentials: dict[str, Any]) -> None:
+    """The validating webhook sees the pod after the API server's defaulting; the node suite saw the token volume
+    refused as a reserved-name-conflict when it was compared whole."""
+    profile = profile_of(credentials=credentials)
+    pod = api_server_defaults(injected(profile, clean_pod()))
+    again = plan_injection(pod, profile, policy_version="v1")
+    assert again.conflicts == [] and again.operations == []
+
+
+def test_an_identity_volume_for_another_audience_is_a_conflict() -> None:
+    profile = profile_of(credentials=WEB_IDENTITY)
+    pod = api_server_defaults(injected(profile, clean_pod()))
+    pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] = "another-sts"
+    conflicts = plan_injection(pod, profile, policy_version="v1").conflicts
+    assert [c.field for c in conflicts] == [f"volume {IDENTITY_VOLUME}"]
+
+
 def test_azure_workload_identity() -> None:
     pod = injected(profile_of(credentials=AZURE), clean_pod())
     assert pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == (

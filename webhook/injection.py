@@ -259,7 +259,10 @@ def _is_ours(volume: dict[str, Any], name: str, profile: Profile, parts: _Parts)
     if name == CREDS_VOLUME:
         return bool(_dict(volume.get("secret")).get("secretName") == profile.credentials.secret_name)
     if name == IDENTITY_VOLUME:
-        return volume == parts.volumes.get(IDENTITY_VOLUME)
+        # The token it projects (audience, lifetime, path), not the whole volume: the API server adds defaults
+        # (`defaultMode`) before the validating webhook sees the pod.
+        wanted = _dict(parts.volumes.get(IDENTITY_VOLUME)).get("projected")
+        return bool(_dict(volume.get("projected")).get("sources") == _dict(wanted).get("sources"))
     return bool(_dict(volume.get("emptyDir")).get("medium") == "Memory")
 
 

@@ -157,11 +157,14 @@ def wait_until(check: Any, what: str, process: Process | None, timeout: float = 
 @dataclass
 class ControlPlane:
     """etcd + kube-apiserver. `kubeconfig` is an admin (system:masters) kubeconfig for 127.0.0.1. `apiserver_args`
-    are appended to kube-apiserver's command line (e.g. encryption or audit configuration)."""
+    are appended to kube-apiserver's command line (e.g. encryption or audit configuration). With `own_issuer`, the
+    service-account issuer is the API server's own https URL, so it serves OIDC discovery and its signing keys
+    there, for an STS to trust (workload identity); otherwise it is the in-cluster name, which serves none."""
 
     bin_dir: Path
     work: Path
     apiserver_args: Sequence[str] = ()
+    own_issuer: bool = False
     pki: ClusterPki = field(init=False)
     port: int = field(init=False)
     etcd_url: str = field(init=False)
@@ -175,6 +178,11 @@ class ControlPlane:
     @property
     def kubeconfig(self) -> Path:
         return self.work / "kubeconfig"
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` of the service-account tokens this API server signs."""
+        return self.url if self.own_issuer else "https://kubernetes.default.svc"
 
     def start(self) -> None:
         self.pki = make_pki(self.work / "pki")
@@ -231,7 +239,7 @@ class ControlPlane:
                 "--enable-admission-plugins=ServiceAccount,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
                 f"--service-account-key-file={self.pki.sa_pub}",
                 f"--service-account-signing-key-file={self.pki.sa_key}",
-                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-issuer={self.issuer}",
                 "--service-cluster-ip-range=10.96.0.0/24",
                 "--allow-privileged=false",
                 "--v=1",

@@ -26,9 +26,11 @@ from tests.e2e.cluster import (
     webhook_configurations,
 )
 from tests.e2e.pods import create_pod, is_injected, propeller_pod, wait_for
+from tests.node import identity
 from tests.node.node import APISERVER_ARGS, Build, Node, build
 from tests.node.pods import EXEMPT_PROJECT
 from tests.node.storage import BUCKET, SeaweedFS, secret_create
+from tests.server_harness import free_port
 
 FLYTE_NAMESPACES = ("flytesnacks-development", "flytesnacks-staging", "flytesnacks-production")
 
@@ -73,7 +75,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(work: Path, request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    plane = ControlPlane(k8s_binaries(), work, apiserver_args=APISERVER_ARGS)
+    # The API server is the OIDC issuer of its service-account tokens, on its own https URL (short-lived credentials).
+    plane = ControlPlane(k8s_binaries(), work, apiserver_args=APISERVER_ARGS, own_issuer=True)
     try:
         plane.start()
         yield plane
@@ -122,9 +125,17 @@ def bucket(storage: SeaweedFS) -> str:
 
 
 @pytest.fixture(scope="session")
-def policy_file(work: Path, built: Build) -> Path:
-    """manifests/base/policy.yaml with the renderer image pointed at the locally built keyguard image."""
+def sts_port() -> int:
+    """The port of the web-identity tests' STS (a SeaweedFS of their own, which they start): the policy names it."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def policy_file(work: Path, built: Build, sts_port: int) -> Path:
+    """manifests/base/policy.yaml with the renderer image pointed at the locally built keyguard image, and a
+    web-identity profile first, for the short-lived-credentials namespace."""
     policy = yaml.safe_load((REPO / "manifests" / "base" / "policy.yaml").read_text())
+    policy["profiles"].insert(0, identity.profile(f"http://127.0.0.1:{sts_port}"))
     for profile in policy["profiles"]:
         profile["renderer"] = {"image": built.images["keyguard"].name}
         if profile["name"] == "staging":  # the rotation test's environment: the refresher sidecar, polling often

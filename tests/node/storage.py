@@ -1,5 +1,7 @@
 """SeaweedFS as real S3-compatible object storage on 127.0.0.1: master, volume server, filer and S3 gateway in one
-`weed server` process, with SigV4 identities from a config file made at run time (fake keys, never committed)."""
+`weed server` process, with SigV4 identities from a config file made at run time (fake keys, never committed).
+With `iam`, the gateway also loads SeaweedFS's advanced IAM configuration (`-s3.iam.config`: its STS, identity
+providers, roles and policies), which serves AssumeRoleWithWebIdentity on the same port."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,6 +38,7 @@ class SeaweedFS:
     port: int = field(default_factory=free_port)
     master: int = field(default_factory=free_port)
     master_grpc: int = field(default_factory=free_port)
+    iam: dict[str, Any] | None = None
     process: Process | None = None
     version: str = ""
 
@@ -54,6 +58,12 @@ class SeaweedFS:
         config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
         volume, filer = free_port(), free_port()
+        iam: list[str] = []
+        if self.iam is not None:
+            iam_config = self.work / "s3-iam.json"
+            iam_config.write_text(json.dumps(self.iam))
+            iam_config.chmod(0o600)  # holds the STS signing key
+            iam = [f"-s3.iam.config={iam_config}"]
         self.process = Process(
             "seaweedfs",
             [
@@ -73,6 +83,7 @@ class SeaweedFS:
                 f"-s3.port={self.port}",
                 f"-s3.port.grpc={free_port()}",
                 f"-s3.config={config}",
+                *iam,
             ],
             self.work / "seaweedfs.log",
         )
