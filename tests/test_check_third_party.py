@@ -23,6 +23,9 @@ from tests import fake_credentials as fake
 from tests.test_check_support import assert_no_secret_in_any_output, check_json, run_check, write_yaml
 from webhook.check.templates import TOKEN, is_literal, is_placeholder, neutralise
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 # (path, rule, text that identifies the expected line: the first line containing it)
 Expected = list[tuple[str, str, str]]
 
