@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -151,7 +151,7 @@ def _check_key(tree: Any, node: int, key: str) -> None:
         raise Unusual("a key that is not this string")
 
 
-def _correct(data: Any, tree: Any, place: _Place, typed: frozenset[str]) -> int:
+def _correct(data: Any, tree: Any, parent: _Place | int, position: int, typed: frozenset[str]) -> int:
     """Put PyYAML's value in place of every scalar below the container `data` that JSON may have read
     differently, and return the number of libyaml parser events `data` stands for (its start and end, and each
     key, scalar and container below it), which `load_all` compares with libyaml's own count.
@@ -161,27 +161,36 @@ def _correct(data: Any, tree: Any, place: _Place, typed: frozenset[str]) -> int:
     rapidyaml writes a plain scalar into JSON unquoted exactly as it stands, so orjson read
     `-?(0|[1-9][0-9]*)` within 64 bits, `true`, `false`, `null` or nothing, which PyYAML reads the same."""
     events = 2
+    place = None
     if type(data) is dict:
         events += len(data)
-        for position, (key, item) in enumerate(data.items()):
-            if key in typed:
-                _check_key(tree, _ryml.Tree_child(tree, place.node(tree), position), key)
-            kind = type(item)
-            if kind is dict or kind is list:
-                events += _correct(item, tree, _Place(place, position, len(item)), typed) if item else 2
-                continue
-            events += 1
-            if (kind is str and item in typed) or kind is float:
-                data[key] = _value(tree, _ryml.Tree_child(tree, place.node(tree), position))
+        if not typed.isdisjoint(data):
+            place = _Place(parent, position, len(data))
+            for at, key in enumerate(data):
+                if key in typed:
+                    _check_key(tree, _ryml.Tree_child(tree, place.node(tree), at), key)
+        items: Iterable[Any] = data.values()
     else:
-        for position, item in enumerate(data):
-            kind = type(item)
-            if kind is dict or kind is list:
-                events += _correct(item, tree, _Place(place, position, len(item)), typed) if item else 2
-                continue
-            events += 1
-            if (kind is str and item in typed) or kind is float:
-                data[position] = _value(tree, _ryml.Tree_child(tree, place.node(tree), position))
+        items = data
+    for at, item in enumerate(items):
+        kind = type(item)
+        if kind is dict or kind is list:
+            if item:
+                if place is None:
+                    place = _Place(parent, position, len(data))
+                events += _correct(item, tree, place, at, typed)
+            else:
+                events += 2
+            continue
+        events += 1
+        if (kind is str and item in typed) or kind is float:
+            if place is None:
+                place = _Place(parent, position, len(data))
+            value = _value(tree, _ryml.Tree_child(tree, place.node(tree), at))
+            if type(data) is dict:
+                data[list(data)[at]] = value
+            else:
+                data[at] = value
     return events
 
 
@@ -200,22 +209,16 @@ def load_all(text: str) -> list[Any]:
     try:
         with _quiet_stderr():
             tree = ryml.parse_in_arena(text.encode())
-        written = ryml.emit_json(tree)
-        if written is None:  # nothing but comments or blanks
-            if events != 2:
-                raise Unusual("structure")
-            return []
-        data = orjson.loads(written)
+        written = ryml.emit_json(tree) or ""  # None: nothing but comments or blanks
         root = tree.root_id()
         stream = _ryml.Tree_is_stream(tree, root)
-        documents: list[Any] = data if stream else [data]
+        documents: list[Any] = [] if not written else orjson.loads(written) if stream else [orjson.loads(written)]
         typed = frozenset(found for found in set(_MAYBE_TYPED_STRING.findall(written)) if _TYPED.match(found))
         counted = 2  # the stream's start and end
         for index, document in enumerate(documents):
             counted += 2  # the document's start and end
             if type(document) is dict or type(document) is list:
-                place = _Place(root, index if stream else -1, len(document))
-                counted += _correct(document, tree, place, typed) if document else 2
+                counted += _correct(document, tree, root, index if stream else -1, typed) if document else 2
                 continue
             counted += 1
             if type(document) is float or document in typed:
