@@ -220,3 +220,12 @@ def test_typical_flyte_pods_take_the_rapid_path(tmp_path: Path) -> None:
     for name in sorted(tmp_path.iterdir()):
         text = name.read_text()
         assert rapid_yaml.load_all(text) == list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+
+
+@pytest.mark.parametrize(("depth", "read"), [(20, True), (500, False), (990, False), (5000, False), (100_000, False)])
+def test_deep_nesting_is_read_or_left_to_libyaml(capfd: pytest.CaptureFixture[str], depth: int, read: bool) -> None:
+    """libyaml refuses nesting past its limit before rapidyaml (recursive in C++) sees the text, and rapidyaml's
+    emitter refuses nesting past its own (silently: its handler's message would go to stderr)."""
+    assert _rapid_agrees("a: " + "[" * depth + "]" * depth + "\n") is read
+    assert _rapid_agrees("{a: " * depth + "1" + "}" * depth + "\n") is read
+    assert capfd.readouterr().err == ""

@@ -95,8 +95,9 @@ def _unusual_text(text: str) -> bool:
 
 @contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """rapidyaml's default error handler prints its message to stderr before raising, and its Python binding
-    cannot replace the handler: the caller's libyaml path reports the error instead, once."""
+    """rapidyaml's default error handler prints its message to stderr before raising (a parse error, or nesting
+    deeper than its emitter goes), and its Python binding cannot replace the handler: the caller's libyaml path
+    reads the text instead, and reports any error once."""
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -194,6 +195,29 @@ def _correct(data: Any, tree: Any, parent: _Place | int, position: int, typed: f
     return events
 
 
+def _read(text: str, events: int) -> list[Any]:
+    """`text`'s documents by rapidyaml, corrected to PyYAML's values; `Unusual` when the structure differs from
+    libyaml's `events`."""
+    tree = ryml.parse_in_arena(text.encode())
+    written = ryml.emit_json(tree) or ""  # None: nothing but comments or blanks
+    root = tree.root_id()
+    stream = _ryml.Tree_is_stream(tree, root)
+    documents: list[Any] = [] if not written else orjson.loads(written) if stream else [orjson.loads(written)]
+    typed = frozenset(found for found in set(_MAYBE_TYPED_STRING.findall(written)) if _TYPED.match(found))
+    counted = 2  # the stream's start and end
+    for index, document in enumerate(documents):
+        counted += 2  # the document's start and end
+        if type(document) is dict or type(document) is list:
+            counted += _correct(document, tree, root, index if stream else -1, typed) if document else 2
+            continue
+        counted += 1
+        if type(document) is float or document in typed:
+            documents[index] = _value(tree, _ryml.Tree_child(tree, root, index) if stream else root)
+    if counted != events:  # the parsers disagree on the structure (or a duplicate key was folded)
+        raise Unusual("structure")
+    return documents
+
+
 def load_all(text: str) -> list[Any]:
     """Every document of `text`, as `yaml.safe_load_all` returns them; raises `Unusual` for anything this path
     leaves to libyaml (including every text libyaml refuses, so that the caller reports the error)."""
@@ -208,24 +232,7 @@ def load_all(text: str) -> list[Any]:
         parser.dispose()
     try:
         with _quiet_stderr():
-            tree = ryml.parse_in_arena(text.encode())
-        written = ryml.emit_json(tree) or ""  # None: nothing but comments or blanks
-        root = tree.root_id()
-        stream = _ryml.Tree_is_stream(tree, root)
-        documents: list[Any] = [] if not written else orjson.loads(written) if stream else [orjson.loads(written)]
-        typed = frozenset(found for found in set(_MAYBE_TYPED_STRING.findall(written)) if _TYPED.match(found))
-        counted = 2  # the stream's start and end
-        for index, document in enumerate(documents):
-            counted += 2  # the document's start and end
-            if type(document) is dict or type(document) is list:
-                counted += _correct(document, tree, root, index if stream else -1, typed) if document else 2
-                continue
-            counted += 1
-            if type(document) is float or document in typed:
-                documents[index] = _value(tree, _ryml.Tree_child(tree, root, index) if stream else root)
-        if counted != events:  # the parsers disagree on the structure (or a duplicate key was folded)
-            raise Unusual("structure")
-        return documents
+            return _read(text, events)
     except (ryml.ExceptionParse, ryml.ExceptionBasic, orjson.JSONDecodeError, RecursionError) as error:
         raise Unusual(type(error).__name__) from None
     except (ConstructorError, ValueError, OverflowError) as error:  # a value PyYAML refuses: libyaml says why
