@@ -79,6 +79,7 @@ CORNER_CASES: list[tuple[str, bool]] = [
     ("a: b\r\nc: d\r\n", False),
     ("a: x\u2028y\n", False),
     ("%YAML 1.1\n---\na: 1\n", False),
+    ("a: 100%\nb: '%d'\nc: x %y\n", True),  # `%` starts a directive only at the start of a line
     ("a: b: c\n", False),
     ("a: 'unterminated\n", False),
     ("a: |\n   x\n  y\n", False),
