@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from tests.fresh_machine import fresh_path
+from webhook.check import rapid_yaml
 from webhook.policy import Policy, default_policy
 
 
@@ -39,3 +40,12 @@ def apply_patch(obj: dict[str, Any], operations: Any) -> dict[str, Any]:
         operations = orjson.loads(base64.b64decode(operations))
     # values are copied too: keyguard shares its injected structures between reviews
     return jsonpatch.apply_patch(copy.deepcopy(obj), copy.deepcopy(list(operations)))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["rapidyaml", "libyaml"])
+def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`keyguard check` reads YAML with rapidyaml when it is installed and with libyaml otherwise (or when
+    rapidyaml leaves a document to it): the check tests run on both."""
+    if request.param == "libyaml":
+        monkeypatch.setattr(rapid_yaml, "available", lambda: False)
+    return str(request.param)

@@ -24,6 +24,9 @@ from webhook.check.scan import check_objects
 from webhook.engine import decide, find_plaintext_credentials
 from webhook.policy import Policy, default_policy, parse_policy, parse_policy_text
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 POLICIES: dict[str, dict[str, Any]] = {
     "warn": {"apiVersion": "keyguard.flyte.org/v1", "kind": "Policy", "profiles": [{"name": "p", "mode": "warn"}]},
     "allow-spark": {

@@ -17,6 +17,9 @@ from tests.test_check_support import assert_no_secret_in_any_output, check_json,
 from webhook.errors import BadReview
 from webhook.review import parse_review
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 Case = tuple[str, Callable[[str], Any], str, str, str]
 # (label, document built around a key, expected path, rule, fix fragment)
 LEAKS: list[Case] = [

@@ -19,6 +19,9 @@ from webhook.check import documents, fast_yaml
 from webhook.check.model import parse_engine_path, render_path
 from webhook.errors import UsageError
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 TRICKY_YAML = [
     "a: yes\nb: No\nc: on\nd: OFF\ne: ~\nf: null\ng: ''\n",
     "n: 012\nh: 0x1f\nf: 1.5e3\ni: .inf\nj: -.nan\nk: 1_000\nl: +7\nm: 190:20:30\n",

@@ -25,6 +25,9 @@ from webhook.check.scan import check_objects, check_paths, workers_for
 from webhook.commands.check import progress_bar
 from webhook.policy import default_policy
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 SARIF_SCHEMA = Path(__file__).parent / "schemas" / "sarif-schema-2.1.0-subset.json"
 
 

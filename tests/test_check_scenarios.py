@@ -18,6 +18,9 @@ from tests.flyte_pods import task_pod
 from tests.leaks import assert_not_leaked
 from tests.test_check_support import assert_no_secret_in_any_output, check_json, run_check, write_yaml
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 # Each scenario writes its file(s) into a folder and returns the leaked values and the expected
 # (path, rule, fix fragment) of every finding.
 Expected = list[tuple[str, str, str]]

@@ -21,7 +21,10 @@ import pytest
 
 from tests import fake_credentials as fake
 from tests.test_check_support import assert_no_secret_in_any_output, check_json, run_check, write_yaml
-from webhook.check.templates import TOKEN, is_literal, is_placeholder, neutralise
+from webhook.check.templates import TOKEN, has_placeholders, is_literal, is_placeholder, neutralise
+
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
 
 # (path, rule, text that identifies the expected line: the first line containing it)
 Expected = list[tuple[str, str, str]]
@@ -658,3 +661,18 @@ def test_a_folder_of_third_party_files(capsys: pytest.CaptureFixture[str], tmp_p
     for name, path, rule, line in expected:
         assert f"line {line}: " in out and f"[{rule}] {path}" in out, (name, path)
     assert_no_secret_in_any_output(capsys, keys, str(folder))
+
+
+@pytest.mark.parametrize(
+    ("text", "templated"),
+    [
+        ("a: {{ .Values.x }}\n", True),
+        ("a: ${x}\n", True),
+        ("a: {}\nb: $HOME\n", False),
+        ("a: '{ {' \n", False),
+        ("a: [" + "{}, " * 100 + "{{ .Values.x }}]\n", True),  # past 64 single braces: one plain scan
+        ("a: [" + "{}, " * 100 + "]\n", False),
+    ],
+)
+def test_placeholders_are_found_among_many_single_braces(text: str, templated: bool) -> None:
+    assert has_placeholders(text) is templated

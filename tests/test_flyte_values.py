@@ -10,6 +10,9 @@ import pytest
 from tests.flyte_values import CHARTS, DOCS, with_literals
 from tests.test_check_support import assert_no_secret_in_any_output, check_json
 
+# Every check test runs with each YAML loader `keyguard check` may use.
+pytestmark = pytest.mark.usefixtures("yaml_loader")
+
 
 @pytest.mark.parametrize("chart", CHARTS)
 def test_the_documented_values_pass_check(capsys: pytest.CaptureFixture[str], chart: str) -> None:

@@ -1,9 +1,10 @@
 """Reading what `keyguard check` scans: files, folders and stdin into documents that know where they came from.
 
 Speed matters (CI runs over thousands of manifests), so documents are parsed into plain objects without line
-numbers, by libyaml (`fast_yaml`: libyaml's parser with a lean constructor, or else PyYAML's standard safe loader;
-both return what `yaml.safe_load_all` returns). Only when a document has a finding is its
-file composed into YAML nodes, once per file, to map a finding's path to a line. A cluster source (`--cluster`)
+numbers, by rapidyaml checked against PyYAML's rules (`rapid_yaml`), or else by libyaml (`fast_yaml`: libyaml's
+parser with a lean constructor), or else by PyYAML's standard safe loader; all return what `yaml.safe_load_all`
+returns. Only when a document has a finding is its file composed into YAML nodes by libyaml, once per file, to map
+a finding's path to a line. A cluster source (`--cluster`)
 builds `Document`s from API objects directly and simply has no line map.
 
 Errors name the file, the line and the reason, never the offending text: a broken line may hold a key.
@@ -21,7 +22,7 @@ from typing import Any
 import orjson
 import yaml
 
-from webhook.check import fast_yaml, templates
+from webhook.check import fast_yaml, rapid_yaml, templates
 from webhook.check.model import PathPart
 from webhook.errors import UsageError
 
@@ -209,8 +210,13 @@ def _yaml_error(name: str, error: yaml.YAMLError) -> UsageError:
 
 
 def _parse(text: str) -> list[Any]:
-    """Fastest first: libyaml with a lean constructor, then PyYAML's standard safe loader (which also reports
-    syntax errors). Both return what `yaml.safe_load_all` would."""
+    """Fastest first: rapidyaml checked against PyYAML's rules, libyaml with a lean constructor, then PyYAML's
+    standard safe loader (which also reports syntax errors). All return what `yaml.safe_load_all` would."""
+    if rapid_yaml.available():
+        try:
+            return rapid_yaml.load_all(text)
+        except fast_yaml.Unusual:
+            pass
     if fast_yaml.available():
         try:
             return fast_yaml.load_all(text)

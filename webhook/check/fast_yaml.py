@@ -39,8 +39,22 @@ _SCALARS = {
 }
 
 
+_RESOLVER = Resolver()
+
+
 class Unusual(Exception):
     """The document uses a feature this fast path leaves to the standard loader."""
+
+
+def construct_plain(text: str) -> Any:
+    """What PyYAML's safe loader makes of `text` written as a plain scalar (rapid_yaml reads some again)."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    if tag == _STR:
+        return text
+    method = _SCALARS.get(tag)
+    if method is None:
+        raise Unusual(tag)
+    return method(_CONSTRUCTOR, yaml.ScalarNode(tag, text))
 
 
 class _Loader(CParser, Resolver):

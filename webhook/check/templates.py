@@ -32,8 +32,22 @@ _PLACEHOLDERS = re.compile(r"(?:\{\{.*?\}\}|\$\{[^{}\n]*\})+", re.DOTALL)
 _ACTION_LINE = re.compile(r"^[ \t]*(?:\{\{.*?\}\}[ \t]*)+$", re.MULTILINE)
 
 
+def _contains(text: str, pair: str) -> bool:
+    """`pair in text`, found through its first character: CPython finds one character at memchr speed but scans
+    for two at about a nanosecond a character (30-50 µs on a 40 KiB manifest, for every file `check` reads)."""
+    first = pair[0]
+    at = text.find(first)
+    for _ in range(64):
+        if at < 0:
+            return False
+        if text.startswith(pair, at):
+            return True
+        at = text.find(first, at + 1)
+    return pair in text  # many of the first character: one scan is cheaper
+
+
 def has_placeholders(text: str) -> bool:
-    return ("{{" in text or "${" in text) and _PLACEHOLDERS.search(text) is not None
+    return (_contains(text, "{{") or _contains(text, "${")) and _PLACEHOLDERS.search(text) is not None
 
 
 def _token(match: re.Match[str]) -> str:
