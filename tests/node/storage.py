@@ -26,8 +26,9 @@ ACTIONS = "Read,Write,List,Tagging,Admin"
 
 @dataclass(frozen=True)
 class KeyPair:
-    access_key: str
-    secret_key: str
+    # Out of the repr: a failing test's arguments (this, or the storage holding it) are printed by pytest.
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
 
     @classmethod
     def fake(cls) -> KeyPair:
