@@ -3,16 +3,19 @@ Python program as the task, which prints one `RESULT {json}` line the test reads
 
 from __future__ import annotations
 
+import glob
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from tests.e2e.cluster import ControlPlane
 from tests.e2e.pods import create_pod, propeller_pod
+from webhook.injection import REFRESHER_NAME
 
 RESULT = "RESULT "
 # Projects whose namespaces the suite's policy exempts (conftest.py): their pods are admitted without injection.
@@ -145,6 +148,29 @@ def run(
     finally:
         core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
     return Finished(name, namespace, current["status"]["phase"], created, logs, current)
+
+
+def _cgroup_usage(container_id: str) -> tuple[float, float] | None:
+    """CPU seconds and peak memory (MiB) the kubelet's cgroups (v1, cgroupfs) record for one running container."""
+    root = "/sys/fs/cgroup/{}/kubepods*/**/" + container_id + "/{}"
+    cpu = glob.glob(root.format("cpuacct", "cpuacct.usage"), recursive=True)
+    memory = glob.glob(root.format("memory", "memory.max_usage_in_bytes"), recursive=True)
+    if len(cpu) != 1 or len(memory) != 1:
+        return None
+    return int(Path(cpu[0]).read_text()) / 1e9, int(Path(memory[0]).read_text()) / 2**20
+
+
+def refresher_usage(pod: dict[str, Any]) -> tuple[float, float] | None:
+    """CPU seconds and peak memory (MiB) of the pod's refresher sidecar so far, while it runs (its cgroup goes
+    with it): poll it and keep the last answer."""
+    for init in pod["status"].get("initContainerStatuses") or []:
+        if init["name"] == REFRESHER_NAME and init.get("containerID") and "running" in init.get("state", {}):
+            return _cgroup_usage(init["containerID"].split("//", 1)[1])
+    return None
+
+
+def describe_usage(usage: tuple[float, float] | None) -> str:
+    return f"{usage[0]:.2f} CPU-s, peak {usage[1]:.1f} MiB" if usage else "(its cgroup was not found)"
 
 
 def events_for(core: client.CoreV1Api, namespace: str, name: str) -> list[dict[str, Any]]:

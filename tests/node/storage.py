@@ -1,13 +1,19 @@
 """SeaweedFS as real S3-compatible object storage on 127.0.0.1: master, volume server, filer and S3 gateway in one
-`weed server` process, with SigV4 identities from a config file made at run time (fake keys, never committed).
-With `iam`, the gateway also loads SeaweedFS's advanced IAM configuration (`-s3.iam.config`: its STS, identity
-providers, roles and policies), which serves AssumeRoleWithWebIdentity on the same port."""
+`weed server` process. Its SigV4 identities live in the filer's IAM store (/etc/iam) and are changed the way an
+admin changes them, with `weed shell` (`s3.configure`, `s3.accesskey.create`, `s3.accesskey.delete`,
+`s3.user.delete`); the S3 gateway follows the filer's metadata and reloads them live, so a key can be added or
+revoked while tasks run. Keys are fake, made at run time, and reach `weed shell` on stdin, never on a command line;
+its output (which repeats them) is never shown. With `iam`, the gateway also loads SeaweedFS's advanced IAM
+configuration (`-s3.iam.config`: its STS, identity providers, roles and policies), which serves
+AssumeRoleWithWebIdentity on the same port."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +24,15 @@ from tests.fake_credentials import aws_access_key_id, aws_secret_access_key
 from tests.server_harness import free_port
 
 BUCKET = "flyte-data"
+USER = "flyte-task"  # the identity the Flyte environments' Secrets hold keys of
+ACTIONS = "Read,Write,List,Tagging,Admin"
 
 
 @dataclass(frozen=True)
 class KeyPair:
-    access_key: str
-    secret_key: str
+    # Out of the repr: a failing test's arguments (this, or the storage holding it) are printed by pytest.
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
 
     @classmethod
     def fake(cls) -> KeyPair:
@@ -49,14 +58,6 @@ class SeaweedFS:
     def start(self) -> None:
         data = self.work / "seaweedfs"
         data.mkdir()
-        config = self.work / "s3-identities.json"
-        identity = {
-            "name": "flyte-task",
-            "credentials": [{"accessKey": self.keys.access_key, "secretKey": self.keys.secret_key}],
-            "actions": ["Read", "Write", "List", "Tagging", "Admin"],
-        }
-        config.write_text(json.dumps({"identities": [identity]}))
-        config.chmod(0o600)
         volume, filer = free_port(), free_port()
         iam: list[str] = []
         if self.iam is not None:
@@ -82,31 +83,86 @@ class SeaweedFS:
                 "-s3",
                 f"-s3.port={self.port}",
                 f"-s3.port.grpc={free_port()}",
-                f"-s3.config={config}",
                 *iam,
             ],
             self.work / "seaweedfs.log",
         )
         self.process.start()
-        # Unauthenticated requests are refused with 403 once the gateway is up, which is all this waits for.
+        # The gateway answers once its filer is up; with no identity yet it lets anyone in, so the first identity
+        # is made before anything else, and authentication is on from the moment the gateway has it.
         wait_until(
-            lambda: httpx.get(self.endpoint, timeout=1).status_code == 403, "SeaweedFS S3", self.process, timeout=90
+            lambda: httpx.get(self.endpoint, timeout=1).status_code > 0, "SeaweedFS S3", self.process, timeout=90
         )
+        self.add_user(USER, self.keys)
         output = subprocess.run([str(self.weed), "version"], capture_output=True, text=True, check=True).stdout
         self.version = output.splitlines()[0].strip()  # "version 30GB 4.53  linux amd64"
 
-    def create_bucket(self, name: str) -> None:
-        """With SeaweedFS's own admin shell, so the host needs no S3 client."""
+    def shell(self, commands: str, *, hiding: tuple[KeyPair, ...] = ()) -> str:
+        """SeaweedFS's admin shell, commands on stdin. A failure shows its output with every value of `hiding`
+        masked (the IAM commands echo the keys they were given)."""
         result = subprocess.run(
             [str(self.weed), "shell", f"-master=127.0.0.1:{self.master}.{self.master_grpc}"],  # host:port.grpcPort
-            input=f"s3.bucket.create -name {name}\n",
+            input=commands + "\n",
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
+        output = result.stdout + result.stderr
         if result.returncode != 0 or "error" in result.stdout.lower():
-            raise RuntimeError(f"weed shell s3.bucket.create {name}: {result.stdout}{result.stderr}")
+            for keys in hiding:
+                output = output.replace(keys.secret_key, "<secret key>").replace(keys.access_key, "<access key>")
+            shown = commands.split(maxsplit=1)[0]
+            raise RuntimeError(f"weed shell {shown} failed ({result.returncode}): {output[-2000:]}")
+        return output
+
+    def create_bucket(self, name: str) -> None:
+        self.shell(f"s3.bucket.create -name {name}")
+
+    def add_user(self, user: str, keys: KeyPair) -> None:
+        """A new identity with one key pair and the actions Flyte tasks need; returns once the gateway has it."""
+        self.shell(
+            f"s3.configure -user {user} -actions {ACTIONS} -access_key {keys.access_key} "
+            f"-secret_key {keys.secret_key} -apply",
+            hiding=(keys,),
+        )
+        wait_until(lambda: self.knows(keys.access_key), f"SeaweedFS S3 serving identity {user}", self.process)
+
+    def remove_user(self, user: str) -> None:
+        self.shell(f"s3.user.delete -name {user}")
+
+    def add_key(self, user: str, keys: KeyPair) -> None:
+        """One more key pair for `user`, next to its others (the first step of a rotation); returns once the
+        gateway accepts it."""
+        self.shell(
+            f"s3.accesskey.create -user {user} -access_key {keys.access_key} -secret_key {keys.secret_key}",
+            hiding=(keys,),
+        )
+        wait_until(lambda: self.knows(keys.access_key), f"SeaweedFS S3 accepting a new key of {user}", self.process)
+
+    def remove_key(self, user: str, keys: KeyPair) -> None:
+        """Revoke one key pair of `user` (the last step of a rotation); returns once the gateway refuses it."""
+        self.shell(f"s3.accesskey.delete -user {user} -access_key {keys.access_key}", hiding=(keys,))
+        wait_until(lambda: not self.knows(keys.access_key), f"SeaweedFS S3 refusing a key of {user}", self.process)
+
+    def knows(self, access_key: str) -> bool:
+        """Whether the S3 gateway holds `access_key` now, asked without its secret: a request with a zero signature
+        fails `SignatureDoesNotMatch` for a key the gateway has and `InvalidAccessKeyId` for one it has not."""
+        now = datetime.now(UTC)
+        authorization = (
+            f"AWS4-HMAC-SHA256 Credential={access_key}/{now:%Y%m%d}/us-east-1/s3/aws4_request, "
+            f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={'0' * 64}"
+        )
+        headers = {
+            "Authorization": authorization,
+            "x-amz-date": f"{now:%Y%m%dT%H%M%SZ}",
+            "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+        }
+        response = httpx.get(self.endpoint, headers=headers, timeout=5)
+        code = ET.fromstring(response.text).findtext("Code") if response.text else None
+        if code not in ("SignatureDoesNotMatch", "InvalidAccessKeyId"):
+            raise RuntimeError(f"SeaweedFS S3 answered a zero signature with {response.status_code} {code}")
+        return code == "SignatureDoesNotMatch"
 
     def stop(self) -> None:
         if self.process is not None:

@@ -6,17 +6,15 @@ file's content changed and how long it had been waiting."""
 
 from __future__ import annotations
 
-import glob
 import json
 import time
-from pathlib import Path
 
 from kubernetes import client
 
 from tests.e2e.cluster import ControlPlane
 from tests.e2e.pods import create_pod, is_injected
 from tests.node.node import Build
-from tests.node.pods import RESULT, TERMINAL, task_pod
+from tests.node.pods import RESULT, TERMINAL, describe_usage, refresher_usage, task_pod
 from tests.node.storage import KeyPair, SeaweedFS, secret_create
 from webhook.injection import REFRESHER_NAME
 
@@ -36,16 +34,6 @@ while time.time() < deadline and digest() == first:
     time.sleep(0.1)
 print("RESULT " + json.dumps({"changed": digest() != first, "seen": time.time()}), flush=True)
 """
-
-
-def _cgroup_usage(container_id: str) -> tuple[float, float] | None:
-    """CPU seconds and peak memory (MiB) the kubelet's cgroups (v1, cgroupfs) record for one running container."""
-    root = "/sys/fs/cgroup/{}/kubepods*/**/" + container_id + "/{}"
-    cpu = glob.glob(root.format("cpuacct", "cpuacct.usage"), recursive=True)
-    memory = glob.glob(root.format("memory", "memory.max_usage_in_bytes"), recursive=True)
-    if len(cpu) != 1 or len(memory) != 1:
-        return None
-    return int(Path(cpu[0]).read_text()) / 1e9, int(Path(memory[0]).read_text()) / 2**20
 
 
 def test_a_rotated_secret_reaches_the_running_task_and_the_sidecar_lets_the_pod_finish(
@@ -71,9 +59,7 @@ def test_a_rotated_secret_reaches_the_running_task_and_the_sidecar_lets_the_pod_
         while time.monotonic() < deadline:
             current = core.api_client.sanitize_for_serialization(core.read_namespaced_pod(name, STAGING))
             status = current["status"]
-            for init in status.get("initContainerStatuses") or []:
-                if init["name"] == REFRESHER_NAME and init.get("containerID") and "running" in init.get("state", {}):
-                    usage = _cgroup_usage(init["containerID"].split("//", 1)[1]) or usage
+            usage = refresher_usage(current) or usage
             if status.get("phase") in TERMINAL:
                 break
             time.sleep(0.2)
@@ -85,7 +71,7 @@ def test_a_rotated_secret_reaches_the_running_task_and_the_sidecar_lets_the_pod_
     result = json.loads(next(line for line in logs.splitlines() if line.startswith(RESULT))[len(RESULT) :])
     assert result["changed"], "the task never saw the rotated keys"
     window = result["seen"] - rotated_at
-    spent = f"{usage[0]:.2f} CPU-s, peak {usage[1]:.1f} MiB" if usage else "(its cgroup was not found)"
+    spent = describe_usage(usage)
     with capsys.disabled():  # type: ignore[attr-defined]
         print(
             f"\nrotation: the running task read the new keys {window:.1f} s after the Secret was rewritten "
