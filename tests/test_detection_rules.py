@@ -189,6 +189,47 @@ def test_command_line_shapes_with_indices() -> None:
     assert all(bad not in details for bad in ("minio-secret", "miniostorage", "abc123", secret[:12]))
 
 
+def _spellings(name: str) -> list[str]:
+    """A normal-form credential name as a flag, a shell variable and a camelCase setting would spell it."""
+    words = name.split("_")
+    return [name.replace("_", "-"), name.upper(), words[0] + "".join(w.capitalize() for w in words[1:])]
+
+
+_LITERAL = "plain7value"  # not a key: the name alone is the evidence, and no finding may carry it
+
+
+def _command_line_forms(name: str) -> list[tuple[list[str], int]]:
+    """Each way a command line sets `name` to a literal, with the index of the item the finding must point at."""
+    forms: list[tuple[list[str], int]] = []
+    for spelled in _spellings(name):
+        forms.append((["server", f"--{spelled}", _LITERAL], 2))
+        forms.append((["server", f"--{spelled}={_LITERAL}"], 1))
+        forms.append((["sh", "-c", f"export {spelled}={_LITERAL}; exec server"], 2))
+    return forms
+
+
+def _assert_found_on_every_command_line(name: str) -> None:
+    assert is_credential_name(name)
+    for args, index in _command_line_forms(name):
+        hits = scan_args(args)
+        assert [(i, h.rule.id) for i, h in hits] == [(index, "cli-credential-flag")], args
+        assert all(_LITERAL not in h.detail for _, h in hits)
+
+
+@pytest.mark.parametrize("name", sorted(detection._CREDENTIAL_NAMES))
+def test_every_credential_name_is_found_on_the_command_line(name: str) -> None:
+    """The args prefilter once had no word of `minio_root_user`: `--minio-root-user admin` passed unseen while
+    `--minio-root-password` was caught. Every name the name rules accept is found in every command-line form."""
+    _assert_found_on_every_command_line(name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True), st.sampled_from(detection._CREDENTIAL_SUFFIXES))
+def test_every_credential_suffix_is_found_on_the_command_line(prefix: str, suffix: str) -> None:
+    """As above, for a name made of any word and a credential suffix (`bucket_secret_key`)."""
+    _assert_found_on_every_command_line(prefix + suffix)
+
+
 def test_every_rule_is_listed_once_and_documented() -> None:
     """Every Rule the detection module defines is in RULES (none forgotten), and no two rules share an id."""
     defined = {id(value) for value in vars(detection).values() if isinstance(value, Rule)}

@@ -172,6 +172,17 @@ _CREDENTIAL_SUFFIXES = (
     "_hmac_secret",
     "_root_password",
 )
+_CREDENTIAL_TAILS = (*_CREDENTIAL_NAMES, *_CREDENTIAL_SUFFIXES)
+
+
+def _words(name: str) -> list[str]:
+    return name.strip("_").split("_")
+
+
+# A text can hold a credential name only if it holds, lower-cased, that name's longest word: the normal form adds
+# `_` between words, never inside one, so every spelling (`--minio-root-user`, `MINIO_ROOT_USER`, `minioRootUser`)
+# keeps it. The command-line prefilter looks for these words.
+_NAME_ANCHORS = frozenset(max(reversed(_words(name)), key=len) for name in _CREDENTIAL_TAILS)
 _HARMLESS_SUFFIXES = (
     "_file",
     "_path",
@@ -266,16 +277,15 @@ _STRUCTURED_ANCHORS = re.compile(
     r"AKIA|ASIA|ABIA|ACCA|A3T|-----BEGIN|service_account|GOOG1|AccountKey=|sig=|IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE"
     r"|FQoGZXIvYXdzE|AQoDYXdzE"
 )
-_ASSIGNMENT_WORDS = ("key", "token", "secret", "passw", "connection")
 # The first pass over a whole container's values at once: every rule needs one of these literals (lowercased) or a
 # value that is entirely base64 with a digit and a capital (what every base64-borne rule needs). Multi-pattern
 # search (Aho-Corasick) reads the text once, so a container whose values hold none of them (nearly all) costs one
 # scan instead of one regex per value. Values are checked against the structured anchors; command lines also
-# against the words of a `NAME=value` assignment.
+# against the name anchors (the longest word of each credential name: flags and `NAME=value` assignments).
 _S3A_ANCHOR = "fs.s3a."
 _VALUE_PREFILTER = AhoCorasick([*(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR])
 _ARGS_PREFILTER = AhoCorasick(
-    [*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR]
+    [*_NAME_ANCHORS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR]
 )
 _SAS_CONTEXT = re.compile(r"(?:^|[?&;])(?:sv|se|sp|srt|ss)=")
 _GCP_PRIVATE_KEY = re.compile(r"\"private_key\"\s*:")
@@ -283,11 +293,13 @@ _AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
 _AZURE_KEY_SHAPE = re.compile(r"[A-Za-z0-9/+]{86}==")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{22,}={0,2}|[A-Za-z0-9_-]{22,}={0,2}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-# A credential assignment inside text: NAME=value / NAME: value, where NAME says it is a key.
+# A credential assignment inside text: NAME=value / NAME: value, where NAME ends in a credential name or suffix of
+# the tables, spelled with `_`, `-` or camelCase; `_assignments` widens it to the whole setting name and asks
+# `is_credential_name` for the verdict.
 _ASSIGNMENT = re.compile(
-    r"(?i)(?:secret|access|account|sas|session|security|connection|client|root|hmac|storage)[_-]?"
-    r"(?:access[_-]?)?(?:key(?:[_-]?id)?|token|string|secret|password)\s*[=:]\s*"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
+    r"(?i)(?:"
+    + "|".join(sorted({"[_-]?".join(_words(name)) for name in _CREDENTIAL_TAILS}, key=lambda p: (-len(p), p)))
+    + r")\s*[=:]\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
 )
 # Hadoop's S3A keys (case-sensitive, as Hadoop reads them), with Spark's `spark.hadoop.` prefix and the per-bucket
 # form, in the three ways they are written: `name=value` (--conf, -D, properties), `name  value` on a line of
@@ -377,7 +389,7 @@ def _assignment_name(text: str, keyword_start: int, keyword_end: int) -> str:
 def _assignments(text: str, prefix: str) -> list[Hit]:
     """`NAME=value` / `NAME: value` where NAME says it is a key and the value is a literal."""
     lowered = text.lower()
-    if not any(word in lowered for word in _ASSIGNMENT_WORDS):
+    if not any(word in lowered for word in _NAME_ANCHORS):
         return []
     for match in _ASSIGNMENT.finditer(text):
         value = match.group("value").strip("\"'")
