@@ -119,29 +119,44 @@ def test_credential_names(name: str, credential: bool) -> None:
 
 def test_names_longer_than_a_setting_name_are_judged_but_never_cached() -> None:
     """Issue 17: distinct 64 KiB env names each stayed in two caches (+121 KiB of RSS per name, OOM at 1 MiB)."""
-    cache = detection.cached_name_verdicts
-    before = cache.cache_info().currsize
+    cache = detection.name_verdicts
+    cache.clear()
     for n in range(50):
         long_name = f"X{n}_" + "A" * (64 * 1024)
         assert is_credential_name(long_name + "_SECRET_KEY") is True
         assert is_credential_name(long_name) is False
-    assert cache.cache_info().currsize == before
+    assert len(cache) == 0
     assert is_credential_name("A" * detection.MAX_NAME_LENGTH) is False
-    assert cache.cache_info().currsize == before + 1
+    assert len(cache) == 1
 
 
 def test_env_name_verdicts_are_remembered_for_names_of_real_length_only() -> None:
-    hits = detection.cached_name_hits
-    before = hits.cache_info().currsize
+    hits = detection.name_hits
+    hits.clear()
     for n in range(50):
         found = scan_env([{"name": f"X{n}_" + "A" * (64 * 1024) + "_SECRET_KEY", "value": "literal-value"}])
         assert [h.rule.id for _, h in found] == ["env-credential-literal"]
-    assert hits.cache_info().currsize == before
+    assert len(hits) == 0
     name = "B" * (detection.MAX_NAME_LENGTH - len("_SECRET_KEY")) + "_SECRET_KEY"
-    assert scan_env([{"name": name, "value": "v1"}]) == scan_env(
-        [{"name": name, "value": "v2"}]
-    )  # same Hit for the same name
-    assert hits.cache_info().currsize == before + 1
+    first = scan_env([{"name": name, "value": "v1"}])
+    assert first == scan_env([{"name": name, "value": "v2"}])
+    assert first[0][1] is scan_env([{"name": name, "value": "v3"}])[0][1]  # the same Hit, remembered
+    assert len(hits) == 1
+
+
+@pytest.mark.parametrize("cache", [detection.name_verdicts, detection.name_hits], ids=["verdicts", "hits"])
+def test_name_caches_stay_bounded_and_right_when_full(cache: dict[str, object]) -> None:
+    """A flood of distinct names (any client can send them) never grows a cache past NAME_CACHE_SIZE: a full cache
+    is emptied and fills again, and every verdict stays right across the emptying."""
+    cache.clear()
+    for n in range(detection.NAME_CACHE_SIZE + 10):
+        secret, plain = f"N{n}_SECRET_KEY", f"N{n}_SETTING"
+        assert len(cache) <= detection.NAME_CACHE_SIZE
+        assert is_credential_name(secret) is True and is_credential_name(plain) is False
+        assert rule_ids([h for _, h in scan_env([{"name": secret, "value": "v"}, {"name": plain, "value": "v"}])]) == [
+            "env-credential-literal"
+        ]
+    assert 0 < len(cache) <= detection.NAME_CACHE_SIZE
 
 
 @pytest.mark.parametrize(

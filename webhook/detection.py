@@ -36,9 +36,9 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter
+from typing import TypeVar
 
 from ahocorasick_rs import AhoCorasick
 
@@ -207,6 +207,9 @@ def _normalise(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower().replace("-", "_").replace(".", "_")
 
 
+_T = TypeVar("_T")
+
+
 def _judge_name(name: str) -> bool:
     normal = _normalise(name)
     if normal.startswith("flyte_secrets_") or normal.endswith(_HARMLESS_SUFFIXES):
@@ -214,14 +217,25 @@ def _judge_name(name: str) -> bool:
     return normal in _CREDENTIAL_NAMES or normal.endswith(_CREDENTIAL_SUFFIXES)
 
 
-# Pods repeat the same few hundred names: remembering the verdicts saves the regex on the hot path. Only names of
-# real length are kept, so the cache holds at most 8,192 x 128 characters (~2.5 MiB) whatever reviews arrive.
-cached_name_verdicts = lru_cache(maxsize=8192)(_judge_name)
+# Pods repeat the same few hundred names: remembering the verdicts saves the regex on the hot path. A plain dict,
+# emptied when it reaches NAME_CACHE_SIZE (a dict lookup costs a fifth of an lru_cache call, and a pod has hundreds
+# of names), holding names of real length only: at most 8,192 x 128 characters (~2.5 MiB) whatever reviews arrive.
+NAME_CACHE_SIZE = 8192
+name_verdicts: dict[str, bool] = {}
+
+
+def _remember(cache: dict[str, _T], name: str, verdict: _T) -> _T:
+    if len(name) <= MAX_NAME_LENGTH:
+        if len(cache) >= NAME_CACHE_SIZE:
+            cache.clear()
+        cache[name] = verdict
+    return verdict
 
 
 def is_credential_name(name: str) -> bool:
     """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
-    return cached_name_verdicts(name) if len(name) <= MAX_NAME_LENGTH else _judge_name(name)
+    verdict = name_verdicts.get(name)
+    return _remember(name_verdicts, name, _judge_name(name)) if verdict is None else verdict
 
 
 # Words a setting name is made of (credential words, and the paths of Flyte, copilot, Spark and Hadoop settings).
@@ -486,15 +500,23 @@ def _name_hit(name: str) -> Hit | None:
 
 
 # Asked for every literal env var of every admitted pod, and Flyte pods repeat the same names: one lookup instead of
-# a prefix test, the name cache and a Hit per offender. Hits are frozen, so sharing one is safe; as for
-# `cached_name_verdicts`, only names of real length are kept.
-cached_name_hits = lru_cache(maxsize=8192)(_name_hit)
+# a prefix test, the name cache and a Hit per offender. Hits are frozen, so sharing one is safe; kept as
+# `name_verdicts` is (names of real length, emptied when full). A name with no hit is remembered as _NO_HIT.
+_NO_HIT = Hit(ENV_CREDENTIAL_LITERAL, "")
+name_hits: dict[str, Hit] = {}
+
+
+def _cached_name_hit(name: str) -> Hit | None:
+    hit = name_hits.get(name)
+    if hit is None:
+        hit = _remember(name_hits, name, _name_hit(name) or _NO_HIT)
+    return None if hit is _NO_HIT else hit
 
 
 def _by_name(name: str, value: str) -> Hit | None:
     if name == "SECRETS" and _decoded(value) is not None:
         return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
-    return cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
+    return _cached_name_hit(name)
 
 
 def scan_env(env: Sequence[object]) -> list[tuple[int, Hit]]:
@@ -514,11 +536,8 @@ def scan_env(env: Sequence[object]) -> list[tuple[int, Hit]]:
         if value[0] == "$" and is_reference(value):
             continue
         # `_by_name`, inlined for all names but SECRETS: this loop runs for every env var of every admitted pod
-        if name == "SECRETS":
-            hit = _by_name(name, value)
-        else:
-            hit = cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
-        if hit is not None:
+        hit = _by_name(name, value) if name == "SECRETS" else (name_hits.get(name) or _cached_name_hit(name))
+        if hit is not None and hit is not _NO_HIT:
             hits.append((index, hit))
         elif len(value) >= _MIN_VALUE_LENGTH:
             long_values.append(value)
