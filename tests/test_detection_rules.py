@@ -320,3 +320,15 @@ def test_a_base64_key_without_a_digit_is_still_decoded() -> None:
         pytest.fail("no digit-free encoding found")
     assert [h.rule.id for _, h in scan_env([{"name": "BLOB", "value": encoded}])] == ["aws-secret-access-key"]
     assert scan_env([{"name": "MODEL", "value": "HyperParameterSweepForTheLargestModelVariant"}]) == []
+
+
+@pytest.mark.parametrize(
+    "other", ["plain-ascii-setting-value", "é" * 30, "İ" * 30], ids=["ascii", "e-acute", "dotted-I"]
+)
+def test_the_prefilter_points_at_the_right_value_whatever_the_text(other: str) -> None:
+    """The first pass maps match offsets in the joined, lower-cased values back to values: `é` is two bytes and
+    `İ` lower-cases to two characters, and still the key is found in the value that holds it."""
+    key = fake.aws_access_key_id()
+    env = [{"name": "A", "value": other}, {"name": "B", "value": f"id {key} here"}]
+    assert [(i, h.rule.id) for i, h in scan_env(env)] == [(1, "aws-access-key-id")]
+    assert [(i, h.rule.id) for i, h in scan_args([other, "--opt", f"id {key} here"])] == [(2, "aws-access-key-id")]
