@@ -85,6 +85,11 @@ def _corpus() -> list[tuple[str, dict[str, Any]]]:
         pods.append((f"detection args {rule}", _with_value(make(), where="args")))
     for label, make in detection_cases.LOOK_ALIKES:
         pods.append((f"look-alike {label}", _with_value(make())))
+    for name in ("minio_root_user", "minio_root_password"):  # the first once passed the args prefilter unseen
+        for args, _ in detection_cases._command_line_forms(name):
+            pod = task_pod()
+            pod["spec"]["containers"][0]["args"] = args
+            pods.append((f"command line {args[1:]}", pod))
     leaky_plain = plain_pod()
     leaky_plain["spec"]["initContainers"] = [
         {"name": "i", "image": "x", "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": engine_cases.fake_secret()}]}

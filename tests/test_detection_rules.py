@@ -119,29 +119,44 @@ def test_credential_names(name: str, credential: bool) -> None:
 
 def test_names_longer_than_a_setting_name_are_judged_but_never_cached() -> None:
     """Issue 17: distinct 64 KiB env names each stayed in two caches (+121 KiB of RSS per name, OOM at 1 MiB)."""
-    cache = detection.cached_name_verdicts
-    before = cache.cache_info().currsize
+    cache = detection.name_verdicts
+    cache.clear()
     for n in range(50):
         long_name = f"X{n}_" + "A" * (64 * 1024)
         assert is_credential_name(long_name + "_SECRET_KEY") is True
         assert is_credential_name(long_name) is False
-    assert cache.cache_info().currsize == before
+    assert len(cache) == 0
     assert is_credential_name("A" * detection.MAX_NAME_LENGTH) is False
-    assert cache.cache_info().currsize == before + 1
+    assert len(cache) == 1
 
 
 def test_env_name_verdicts_are_remembered_for_names_of_real_length_only() -> None:
-    hits = detection.cached_name_hits
-    before = hits.cache_info().currsize
+    hits = detection.name_hits
+    hits.clear()
     for n in range(50):
         found = scan_env([{"name": f"X{n}_" + "A" * (64 * 1024) + "_SECRET_KEY", "value": "literal-value"}])
         assert [h.rule.id for _, h in found] == ["env-credential-literal"]
-    assert hits.cache_info().currsize == before
+    assert len(hits) == 0
     name = "B" * (detection.MAX_NAME_LENGTH - len("_SECRET_KEY")) + "_SECRET_KEY"
-    assert scan_env([{"name": name, "value": "v1"}]) == scan_env(
-        [{"name": name, "value": "v2"}]
-    )  # same Hit for the same name
-    assert hits.cache_info().currsize == before + 1
+    first = scan_env([{"name": name, "value": "v1"}])
+    assert first == scan_env([{"name": name, "value": "v2"}])
+    assert first[0][1] is scan_env([{"name": name, "value": "v3"}])[0][1]  # the same Hit, remembered
+    assert len(hits) == 1
+
+
+@pytest.mark.parametrize("cache", [detection.name_verdicts, detection.name_hits], ids=["verdicts", "hits"])
+def test_name_caches_stay_bounded_and_right_when_full(cache: dict[str, object]) -> None:
+    """A flood of distinct names (any client can send them) never grows a cache past NAME_CACHE_SIZE: a full cache
+    is emptied and fills again, and every verdict stays right across the emptying."""
+    cache.clear()
+    for n in range(detection.NAME_CACHE_SIZE + 10):
+        secret, plain = f"N{n}_SECRET_KEY", f"N{n}_SETTING"
+        assert len(cache) <= detection.NAME_CACHE_SIZE
+        assert is_credential_name(secret) is True and is_credential_name(plain) is False
+        assert rule_ids([h for _, h in scan_env([{"name": secret, "value": "v"}, {"name": plain, "value": "v"}])]) == [
+            "env-credential-literal"
+        ]
+    assert 0 < len(cache) <= detection.NAME_CACHE_SIZE
 
 
 @pytest.mark.parametrize(
@@ -187,6 +202,47 @@ def test_command_line_shapes_with_indices() -> None:
     details = " ".join(h.detail for _, h in scan_args(args))
     assert "storage.connection.secret-key" in details
     assert all(bad not in details for bad in ("minio-secret", "miniostorage", "abc123", secret[:12]))
+
+
+def _spellings(name: str) -> list[str]:
+    """A normal-form credential name as a flag, a shell variable and a camelCase setting would spell it."""
+    words = name.split("_")
+    return [name.replace("_", "-"), name.upper(), words[0] + "".join(w.capitalize() for w in words[1:])]
+
+
+_LITERAL = "plain7value"  # not a key: the name alone is the evidence, and no finding may carry it
+
+
+def _command_line_forms(name: str) -> list[tuple[list[str], int]]:
+    """Each way a command line sets `name` to a literal, with the index of the item the finding must point at."""
+    forms: list[tuple[list[str], int]] = []
+    for spelled in _spellings(name):
+        forms.append((["server", f"--{spelled}", _LITERAL], 2))
+        forms.append((["server", f"--{spelled}={_LITERAL}"], 1))
+        forms.append((["sh", "-c", f"export {spelled}={_LITERAL}; exec server"], 2))
+    return forms
+
+
+def _assert_found_on_every_command_line(name: str) -> None:
+    assert is_credential_name(name)
+    for args, index in _command_line_forms(name):
+        hits = scan_args(args)
+        assert [(i, h.rule.id) for i, h in hits] == [(index, "cli-credential-flag")], args
+        assert all(_LITERAL not in h.detail for _, h in hits)
+
+
+@pytest.mark.parametrize("name", sorted(detection._CREDENTIAL_NAMES))
+def test_every_credential_name_is_found_on_the_command_line(name: str) -> None:
+    """The args prefilter once had no word of `minio_root_user`: `--minio-root-user admin` passed unseen while
+    `--minio-root-password` was caught. Every name the name rules accept is found in every command-line form."""
+    _assert_found_on_every_command_line(name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True), st.sampled_from(detection._CREDENTIAL_SUFFIXES))
+def test_every_credential_suffix_is_found_on_the_command_line(prefix: str, suffix: str) -> None:
+    """As above, for a name made of any word and a credential suffix (`bucket_secret_key`)."""
+    _assert_found_on_every_command_line(prefix + suffix)
 
 
 def test_every_rule_is_listed_once_and_documented() -> None:
@@ -264,3 +320,15 @@ def test_a_base64_key_without_a_digit_is_still_decoded() -> None:
         pytest.fail("no digit-free encoding found")
     assert [h.rule.id for _, h in scan_env([{"name": "BLOB", "value": encoded}])] == ["aws-secret-access-key"]
     assert scan_env([{"name": "MODEL", "value": "HyperParameterSweepForTheLargestModelVariant"}]) == []
+
+
+@pytest.mark.parametrize(
+    "other", ["plain-ascii-setting-value", "é" * 30, "İ" * 30], ids=["ascii", "e-acute", "dotted-I"]
+)
+def test_the_prefilter_points_at_the_right_value_whatever_the_text(other: str) -> None:
+    """The first pass maps match offsets in the joined, lower-cased values back to values: `é` is two bytes and
+    `İ` lower-cases to two characters, and still the key is found in the value that holds it."""
+    key = fake.aws_access_key_id()
+    env = [{"name": "A", "value": other}, {"name": "B", "value": f"id {key} here"}]
+    assert [(i, h.rule.id) for i, h in scan_env(env)] == [(1, "aws-access-key-id")]
+    assert [(i, h.rule.id) for i, h in scan_args([other, "--opt", f"id {key} here"])] == [(2, "aws-access-key-id")]

@@ -130,6 +130,7 @@ def test_shown_names_are_bounded(name: object, shown: str) -> None:
 
 def test_only_names_of_real_length_are_remembered() -> None:
     """Like the credential-name cache (issue 17): distinct huge names must not each stay in memory."""
+    cached_shown_names.cache_clear()  # a full cache (other tests' names) would evict rather than grow
     before = cached_shown_names.cache_info().currsize
     for n in range(20):
         assert shown_name(f"x{n}-" + "a" * (64 * 1024)).endswith(f"(a {64 * 1024 + 2 + len(str(n))}-character name)")

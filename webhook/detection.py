@@ -36,9 +36,9 @@ import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 from itertools import accumulate
 from operator import itemgetter
+from typing import TypeVar
 
 from ahocorasick_rs import AhoCorasick
 
@@ -172,6 +172,17 @@ _CREDENTIAL_SUFFIXES = (
     "_hmac_secret",
     "_root_password",
 )
+_CREDENTIAL_TAILS = (*_CREDENTIAL_NAMES, *_CREDENTIAL_SUFFIXES)
+
+
+def _words(name: str) -> list[str]:
+    return name.strip("_").split("_")
+
+
+# A text can hold a credential name only if it holds, lower-cased, that name's longest word: the normal form adds
+# `_` between words, never inside one, so every spelling (`--minio-root-user`, `MINIO_ROOT_USER`, `minioRootUser`)
+# keeps it. The command-line prefilter looks for these words.
+_NAME_ANCHORS = frozenset(max(reversed(_words(name)), key=len) for name in _CREDENTIAL_TAILS)
 _HARMLESS_SUFFIXES = (
     "_file",
     "_path",
@@ -196,6 +207,9 @@ def _normalise(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower().replace("-", "_").replace(".", "_")
 
 
+_T = TypeVar("_T")
+
+
 def _judge_name(name: str) -> bool:
     normal = _normalise(name)
     if normal.startswith("flyte_secrets_") or normal.endswith(_HARMLESS_SUFFIXES):
@@ -203,14 +217,25 @@ def _judge_name(name: str) -> bool:
     return normal in _CREDENTIAL_NAMES or normal.endswith(_CREDENTIAL_SUFFIXES)
 
 
-# Pods repeat the same few hundred names: remembering the verdicts saves the regex on the hot path. Only names of
-# real length are kept, so the cache holds at most 8,192 x 128 characters (~2.5 MiB) whatever reviews arrive.
-cached_name_verdicts = lru_cache(maxsize=8192)(_judge_name)
+# Pods repeat the same few hundred names: remembering the verdicts saves the regex on the hot path. A plain dict,
+# emptied when it reaches NAME_CACHE_SIZE (a dict lookup costs a fifth of an lru_cache call, and a pod has hundreds
+# of names), holding names of real length only: at most 8,192 x 128 characters (~2.5 MiB) whatever reviews arrive.
+NAME_CACHE_SIZE = 8192
+name_verdicts: dict[str, bool] = {}
+
+
+def _remember(cache: dict[str, _T], name: str, verdict: _T) -> _T:
+    if len(name) <= MAX_NAME_LENGTH:
+        if len(cache) >= NAME_CACHE_SIZE:
+            cache.clear()
+        cache[name] = verdict
+    return verdict
 
 
 def is_credential_name(name: str) -> bool:
     """True for env vars and config keys that hold storage keys (any case, `-`/`_`/camelCase spelling)."""
-    return cached_name_verdicts(name) if len(name) <= MAX_NAME_LENGTH else _judge_name(name)
+    verdict = name_verdicts.get(name)
+    return _remember(name_verdicts, name, _judge_name(name)) if verdict is None else verdict
 
 
 # Words a setting name is made of (credential words, and the paths of Flyte, copilot, Spark and Hadoop settings).
@@ -266,16 +291,15 @@ _STRUCTURED_ANCHORS = re.compile(
     r"AKIA|ASIA|ABIA|ACCA|A3T|-----BEGIN|service_account|GOOG1|AccountKey=|sig=|IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE"
     r"|FQoGZXIvYXdzE|AQoDYXdzE"
 )
-_ASSIGNMENT_WORDS = ("key", "token", "secret", "passw", "connection")
 # The first pass over a whole container's values at once: every rule needs one of these literals (lowercased) or a
 # value that is entirely base64 with a digit and a capital (what every base64-borne rule needs). Multi-pattern
 # search (Aho-Corasick) reads the text once, so a container whose values hold none of them (nearly all) costs one
 # scan instead of one regex per value. Values are checked against the structured anchors; command lines also
-# against the words of a `NAME=value` assignment.
+# against the name anchors (the longest word of each credential name: flags and `NAME=value` assignments).
 _S3A_ANCHOR = "fs.s3a."
 _VALUE_PREFILTER = AhoCorasick([*(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR])
 _ARGS_PREFILTER = AhoCorasick(
-    [*_ASSIGNMENT_WORDS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR]
+    [*_NAME_ANCHORS, *(a.lower() for a in _STRUCTURED_ANCHORS.pattern.split("|")), _S3A_ANCHOR]
 )
 _SAS_CONTEXT = re.compile(r"(?:^|[?&;])(?:sv|se|sp|srt|ss)=")
 _GCP_PRIVATE_KEY = re.compile(r"\"private_key\"\s*:")
@@ -283,11 +307,13 @@ _AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
 _AZURE_KEY_SHAPE = re.compile(r"[A-Za-z0-9/+]{86}==")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{22,}={0,2}|[A-Za-z0-9_-]{22,}={0,2}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-# A credential assignment inside text: NAME=value / NAME: value, where NAME says it is a key.
+# A credential assignment inside text: NAME=value / NAME: value, where NAME ends in a credential name or suffix of
+# the tables, spelled with `_`, `-` or camelCase; `_assignments` widens it to the whole setting name and asks
+# `is_credential_name` for the verdict.
 _ASSIGNMENT = re.compile(
-    r"(?i)(?:secret|access|account|sas|session|security|connection|client|root|hmac|storage)[_-]?"
-    r"(?:access[_-]?)?(?:key(?:[_-]?id)?|token|string|secret|password)\s*[=:]\s*"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
+    r"(?i)(?:"
+    + "|".join(sorted({"[_-]?".join(_words(name)) for name in _CREDENTIAL_TAILS}, key=lambda p: (-len(p), p)))
+    + r")\s*[=:]\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;'\"&]+)"
 )
 # Hadoop's S3A keys (case-sensitive, as Hadoop reads them), with Spark's `spark.hadoop.` prefix and the per-bucket
 # form, in the three ways they are written: `name=value` (--conf, -D, properties), `name  value` on a line of
@@ -377,7 +403,7 @@ def _assignment_name(text: str, keyword_start: int, keyword_end: int) -> str:
 def _assignments(text: str, prefix: str) -> list[Hit]:
     """`NAME=value` / `NAME: value` where NAME says it is a key and the value is a literal."""
     lowered = text.lower()
-    if not any(word in lowered for word in _ASSIGNMENT_WORDS):
+    if not any(word in lowered for word in _NAME_ANCHORS):
         return []
     for match in _ASSIGNMENT.finditer(text):
         value = match.group("value").strip("\"'")
@@ -474,15 +500,23 @@ def _name_hit(name: str) -> Hit | None:
 
 
 # Asked for every literal env var of every admitted pod, and Flyte pods repeat the same names: one lookup instead of
-# a prefix test, the name cache and a Hit per offender. Hits are frozen, so sharing one is safe; as for
-# `cached_name_verdicts`, only names of real length are kept.
-cached_name_hits = lru_cache(maxsize=8192)(_name_hit)
+# a prefix test, the name cache and a Hit per offender. Hits are frozen, so sharing one is safe; kept as
+# `name_verdicts` is (names of real length, emptied when full). A name with no hit is remembered as _NO_HIT.
+_NO_HIT = Hit(ENV_CREDENTIAL_LITERAL, "")
+name_hits: dict[str, Hit] = {}
+
+
+def _cached_name_hit(name: str) -> Hit | None:
+    hit = name_hits.get(name)
+    if hit is None:
+        hit = _remember(name_hits, name, _name_hit(name) or _NO_HIT)
+    return None if hit is _NO_HIT else hit
 
 
 def _by_name(name: str, value: str) -> Hit | None:
     if name == "SECRETS" and _decoded(value) is not None:
         return Hit(FLYTE_SECRET_LITERAL, "variable SECRETS holds literal Flyte secrets (base64)")
-    return cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
+    return _cached_name_hit(name)
 
 
 def scan_env(env: Sequence[object]) -> list[tuple[int, Hit]]:
@@ -502,11 +536,8 @@ def scan_env(env: Sequence[object]) -> list[tuple[int, Hit]]:
         if value[0] == "$" and is_reference(value):
             continue
         # `_by_name`, inlined for all names but SECRETS: this loop runs for every env var of every admitted pod
-        if name == "SECRETS":
-            hit = _by_name(name, value)
-        else:
-            hit = cached_name_hits(name) if len(name) <= MAX_NAME_LENGTH else _name_hit(name)
-        if hit is not None:
+        hit = _by_name(name, value) if name == "SECRETS" else (name_hits.get(name) or _cached_name_hit(name))
+        if hit is not None and hit is not _NO_HIT:
             hits.append((index, hit))
         elif len(value) >= _MIN_VALUE_LENGTH:
             long_values.append(value)
