@@ -294,6 +294,30 @@ def test_a_bad_review_never_costs_the_next_one_its_connection(server: RunningSer
     assert len(sockets) == 1, "the connection was closed and reopened"
 
 
+def test_an_idle_kept_alive_connection_outlives_the_api_servers_idle_timeout(server: RunningServer) -> None:
+    """Found on the node: the API server's webhook client keeps idle connections for 90 s (Go's http.Transport
+    default, which client-go keeps) and reuses them without retrying a POST, while uvicorn closed them after 5 s idle;
+    a review sent on a connection keyguard was closing failed with EOF, and under `failurePolicy: Fail` the pod was
+    refused. keyguard must be the side that never closes first: an idle connection is still served after 6 s."""
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(
+        host, int(port), context=ssl.create_default_context(cafile=server.ca_file), timeout=10
+    )
+    statuses, sockets = [], set()
+    for pause in (0, 6):
+        time.sleep(pause)
+        connection.request(
+            "POST", "/mutate", body=json.dumps(review(task_pod())), headers={"content-type": "application/json"}
+        )
+        response = connection.getresponse()
+        statuses.append(response.status)
+        response.read()
+        sockets.add(id(connection.sock))
+    connection.close()
+    assert statuses == [200, 200]
+    assert len(sockets) == 1, "the connection was closed and reopened"
+
+
 @pytest.mark.parametrize(
     "record",
     [

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from tests import fake_credentials
 from tests.e2e.cluster import (
     REPO,
     ControlPlane,
@@ -25,8 +26,10 @@ from tests.e2e.cluster import (
     k8s_binaries,
     webhook_configurations,
 )
+from tests.e2e.leak_scan import planted_values
 from tests.e2e.pods import create_pod, is_injected, propeller_pod, wait_for
 from tests.node import identity
+from tests.node.leak_scan import scan_node_for_leaks
 from tests.node.node import APISERVER_ARGS, Build, Node, build
 from tests.node.pods import EXEMPT_PROJECT
 from tests.node.storage import BUCKET, SeaweedFS, secret_create
@@ -61,6 +64,14 @@ def one_node_per_machine(request: pytest.FixtureRequest) -> Iterator[None]:
             _say(request, f"another node suite holds {NODE_LOCK}: waiting for it to finish")
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def planted(one_node_per_machine: None) -> Iterator[set[str]]:
+    """Every fake key the run generates, from the first fixture on (the storage's keys included); `cluster` scans
+    for them when the suite ends."""
+    with planted_values(fake_credentials) as values:
+        yield values
 
 
 @pytest.fixture(scope="session")
@@ -165,10 +176,17 @@ def keyguard(work: Path, policy_file: Path) -> Iterator[KeyguardProcess]:
 
 @pytest.fixture(scope="session")
 def cluster(
-    node: Node, control_plane: ControlPlane, core: client.CoreV1Api, keyguard: KeyguardProcess, storage: SeaweedFS
-) -> ControlPlane:
+    node: Node,
+    control_plane: ControlPlane,
+    core: client.CoreV1Api,
+    keyguard: KeyguardProcess,
+    storage: SeaweedFS,
+    work: Path,
+    planted: set[str],
+) -> Iterator[ControlPlane]:
     """The Flyte namespaces and task accounts from manifests/, each with its storage Secret (SeaweedFS's keys),
-    keyguard's install applied for real, and its webhooks (on loopback) in effect."""
+    keyguard's install applied for real, and its webhooks (on loopback) in effect. When the suite ends, while the
+    node still runs, no fake key any test planted may appear in a log, an event or object metadata."""
     control_plane.kubectl("apply", "--server-side", "-k", str(REPO / "manifests" / "flyte-environments"))
     for namespace in FLYTE_NAMESPACES:
         secret_create(control_plane, namespace, storage.keys)
@@ -193,7 +211,9 @@ def cluster(
             timeout=60,
             what=f"service account default in {namespace}",
         )
-    return control_plane
+    yield control_plane
+    places = scan_node_for_leaks(control_plane, work, node.pod_logs, planted)
+    assert not places, f"a fake key the tests planted appears in: {json.dumps(places)}"
 
 
 @pytest.fixture

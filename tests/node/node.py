@@ -31,6 +31,7 @@ NODE_NAME = "localhost"  # resolves to 127.0.0.1 from /etc/hosts on every Debian
 CNI_BIN = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 # The API server reaches the kubelet by the node's name, never by the InternalIP the kubelet detects.
 APISERVER_ARGS = ("--kubelet-preferred-address-types=Hostname",)
+POD_LOGS = "pod-logs"  # under the node's root: the kubelet's podLogsDir
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _kubelet_config(root: Path, port: int, healthz: int) -> dict[str, Any]:
         "failCgroupV1": False,
         "failSwapOn": False,
         "containerRuntimeEndpoint": f"unix://{root / 'containerd.sock'}",
-        "podLogsDir": str(root / "pod-logs"),
+        "podLogsDir": str(root / POD_LOGS),
         "registerNode": True,
         # Nothing may be pulled, so nothing may be collected either; a busy shared disk must not evict test pods.
         "imageGCHighThresholdPercent": 100,
@@ -143,6 +144,10 @@ class Node:
     host: HostState | None = None
     import_seconds: float = 0.0  # containerd start and the image imports
     ready_seconds: float = 0.0  # then kubelet, scheduler and controller manager start until the node is Ready
+
+    @property
+    def pod_logs(self) -> Path:
+        return self.root / POD_LOGS
 
     @property
     def socket(self) -> Path:

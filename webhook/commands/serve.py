@@ -24,6 +24,11 @@ UVICORN_SETTINGS: dict[str, Any] = {
     "log_level": "warning",
     "server_header": False,
     "proxy_headers": False,
+    # The API server's webhook client keeps an idle connection for 90 s (Go's http.Transport default, kept by
+    # client-go) and does not retry a POST on one the server closed meanwhile: that review fails with EOF, and under
+    # `failurePolicy: Fail` the pod is refused. So keyguard keeps idle connections longer than its client does and
+    # never closes first (uvicorn's default is 5 s). A connection costs a few KiB while idle.
+    "timeout_keep_alive": 120,
 }
 
 
