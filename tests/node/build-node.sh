@@ -236,13 +236,13 @@ prune task
 
 python3 - "$k8s_bin" "$weed" "$version" "$SEAWEEDFS_VERSION" "$kms_plugin" \
   "$pause_image" "$pause_archive" "$keyguard_image" "$keyguard_archive" "$task_image" "$task_archive" \
-  "$containerd_bin" "$runc" "$CONTAINERD_VERSION" "$RUNC_VERSION" <<'EOF'
+  "$containerd_bin" "$runc" <<'EOF'
 import json, sys
 
 a = sys.argv[1:]
 print(json.dumps({
     "k8s_bin": a[0], "weed": a[1], "kubernetes_version": a[2], "seaweedfs_version": a[3], "kms_plugin": a[4],
-    "containerd_bin": a[11], "runc": a[12], "containerd_version": a[13], "runc_version": a[14],
+    "containerd_bin": a[11], "runc": a[12],
     "images": {
         "pause": {"name": a[5], "archive": a[6]},
         "keyguard": {"name": a[7], "archive": a[8]},

@@ -50,8 +50,6 @@ class Build:
     kms_plugin: Path
     containerd_bin: Path  # containerd, containerd-shim-runc-v2 and ctr
     runc: Path
-    containerd_version: str
-    runc_version: str
     images: dict[str, Image]
 
 
@@ -68,18 +66,18 @@ def build() -> Build:
         kms_plugin=Path(data["kms_plugin"]),
         containerd_bin=Path(data["containerd_bin"]),
         runc=Path(data["runc"]),
-        containerd_version=data["containerd_version"],
-        runc_version=data["runc_version"],
         images={k: Image(v["name"], Path(v["archive"])) for k, v in data["images"].items()},
     )
 
 
 def _containerd_config(root: Path, built: Build) -> str:
+    """containerd's state under the node's own directory (its shims' sockets stay in /run/containerd, which the host
+    restore covers). containerd 2.x also reads drop-ins from /etc/containerd/conf.d whatever `imports` says; there are
+    none on the machines this suite runs on."""
     runtime, images = "plugins.'io.containerd.cri.v1.runtime'", "plugins.'io.containerd.cri.v1.images'"
     return f"""version = 3
 root = "{root / "containerd" / "root"}"
 state = "{root / "containerd" / "state"}"
-imports = []  # not the host's /etc/containerd/conf.d
 # NRI would listen on /var/run/nri, outside the node's own directory.
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.nri.v1.nri"]
