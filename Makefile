@@ -51,8 +51,8 @@ test: lint unit
 e2e: $(STAMP) k8s helm
 	$(BIN)/pytest -q -p no:cacheprovider --random-order-bucket=module tests/e2e --cov --cov-config=tests/e2e/coveragerc --cov-report=term
 
-# The node tier (root on Linux): kubelet, kube-scheduler, kube-controller-manager and SeaweedFS from the Go module
-# proxy, containerd and runc from Debian, and the pause, keyguard and Flyte task images built locally; all cached.
+# The node tier (root on Linux): kubelet, kube-scheduler, kube-controller-manager, SeaweedFS, containerd and runc from
+# the Go module proxy, and the pause, keyguard and Flyte task images built locally; all cached.
 node:
 	tests/node/build-node.sh >/dev/null
 

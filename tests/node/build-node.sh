@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds everything the node suite runs besides the control plane (tests/e2e/build-k8s.sh builds that), with no
 # registry: kubelet, kube-scheduler and kube-controller-manager from the Go module proxy at the release of
-# tests/e2e/k8s; SeaweedFS's `weed` from its module; the KMS v2 plugin of tests/node/kms-plugin; containerd, runc,
-# iptables, debootstrap, buildah, SoftHSM and the C toolchain (pause.c, cgo) from Debian's packages; and three OCI
-# image archives built locally: the pause image from Kubernetes' own pause.c, a
-# Debian bookworm Python base from debootstrap, keyguard's Dockerfile on that base, and a Flyte task image.
+# tests/e2e/k8s; SeaweedFS's `weed`, containerd 2.x (with its shim and ctr) and runc from their modules; the KMS v2
+# plugin of tests/node/kms-plugin; the loopback CNI plugin, iptables, debootstrap, buildah, SoftHSM, libseccomp and the
+# C toolchain (pause.c, cgo) from Debian's packages; and three OCI image archives built locally: the pause image from
+# Kubernetes' own pause.c, a Debian bookworm Python base from debootstrap, keyguard's Dockerfile on that base, and a
+# Flyte task image.
 #
 # Each artifact is cached under ~/.cache/keyguard/node/<name>/<key>, its key the hash of its inputs and of the shell
 # function that builds it, so a warm run costs a few hashes. Prints one JSON object on its last line: the paths
@@ -14,6 +15,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${KEYGUARD_CACHE:-$HOME/.cache/keyguard}/node"
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+CONTAINERD_VERSION=v2.4.2 # supports Kubernetes 1.37 (its RELEASES.md)
+RUNC_VERSION=v1.5.2       # the runc that containerd release tests with (its script/setup/runc-version)
 PAUSE_TAG=3.10.2 # the pause release whose pause.c the pinned k8s.io/kubernetes ships (build/pause/Makefile)
 export BUILDAH_ISOLATION=chroot STORAGE_DRIVER=vfs
 buildah_flags=(--root "$cache/buildah/storage" --runroot "$cache/buildah/run" --storage-driver vfs)
@@ -57,7 +60,7 @@ prune() {
 }
 
 debian_packages() {
-  local wanted=(containerd runc containernetworking-plugins iptables debootstrap buildah softhsm2 gcc libc6-dev)
+  local wanted=(libseccomp-dev containernetworking-plugins iptables debootstrap buildah softhsm2 gcc libc6-dev)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
@@ -87,6 +90,28 @@ build_seaweedfs() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
   cd "$dir"
   GOFLAGS="-trimpath -mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -ldflags="-s -w" -o "$out/weed" ./weed
+}
+
+# go_module MODULE@VERSION: the module's directory in the module cache, downloaded through the proxy.
+go_module() {
+  GOFLAGS=-mod=mod go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+# containerd, its runc shim and ctr, built as its Makefile builds them, without the btrfs snapshotter (cgo headers).
+build_containerd() {
+  cd "$(go_module "github.com/containerd/containerd/v2@$CONTAINERD_VERSION")"
+  local pkg=github.com/containerd/containerd/v2/version
+  GOFLAGS="-trimpath -mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -tags "no_btrfs urfave_cli_no_docs" \
+    -ldflags="-s -w -X $pkg.Version=$CONTAINERD_VERSION -X $pkg.Package=github.com/containerd/containerd/v2" \
+    -o "$out/" ./cmd/containerd ./cmd/containerd-shim-runc-v2 ./cmd/ctr
+}
+
+# runc with seccomp (cgo, libseccomp-dev) and without libpathrs (a Rust library Debian lacks; runc then uses its
+# pure-Go path-safety code), as its Makefile builds it otherwise.
+build_runc() {
+  cd "$(go_module "github.com/opencontainers/runc@$RUNC_VERSION")"
+  GOFLAGS="-trimpath -mod=readonly -buildvcs=false" CGO_ENABLED=1 go build -buildmode=pie \
+    -tags "seccomp urfave_cli_no_docs" -ldflags="-s -w -X main.gitCommit=$RUNC_VERSION" -o "$out/runc" .
 }
 
 # The KMS v2 plugin over a PKCS#11 token (tests/node/test_kms_at_rest.py); cgo, for the PKCS#11 module it loads.
@@ -161,6 +186,14 @@ weed_key="$(echo "$SEAWEEDFS_VERSION" | key build_seaweedfs -)"
 cached seaweedfs "$weed_key" build_seaweedfs
 weed="$out/weed"
 
+containerd_key="$(echo "$CONTAINERD_VERSION" | key build_containerd - <(declare -f go_module))"
+cached containerd "$containerd_key" build_containerd
+containerd_bin="$out"
+
+runc_key="$(echo "$RUNC_VERSION" | key build_runc - <(declare -f go_module))"
+cached runc "$runc_key" build_runc
+runc="$out/runc"
+
 kms_key="$(key build_kms_plugin "$here/kms-plugin/go.mod" "$here/kms-plugin/go.sum" "$here/kms-plugin/main.go")"
 cached kms-plugin "$kms_key" build_kms_plugin
 kms_plugin="$out/kms-plugin"
@@ -202,12 +235,14 @@ task_archive="$out/image.tar"
 prune task
 
 python3 - "$k8s_bin" "$weed" "$version" "$SEAWEEDFS_VERSION" "$kms_plugin" \
-  "$pause_image" "$pause_archive" "$keyguard_image" "$keyguard_archive" "$task_image" "$task_archive" <<'EOF'
+  "$pause_image" "$pause_archive" "$keyguard_image" "$keyguard_archive" "$task_image" "$task_archive" \
+  "$containerd_bin" "$runc" <<'EOF'
 import json, sys
 
 a = sys.argv[1:]
 print(json.dumps({
     "k8s_bin": a[0], "weed": a[1], "kubernetes_version": a[2], "seaweedfs_version": a[3], "kms_plugin": a[4],
+    "containerd_bin": a[11], "runc": a[12],
     "images": {
         "pause": {"name": a[5], "archive": a[6]},
         "keyguard": {"name": a[7], "archive": a[8]},

@@ -101,7 +101,9 @@ def node(control_plane: ControlPlane, built: Build, work: Path, request: pytest.
     try:
         started.start()
         info = json.loads(control_plane.kubectl("get", "node", "-o", "jsonpath={.items[0].status.nodeInfo}").stdout)
-        runc = subprocess.run(["runc", "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+        runc = subprocess.run([str(built.runc), "--version"], capture_output=True, text=True, check=True).stdout.split(
+            "\n"
+        )[0]
         _say(
             request,
             f"containerd up and images imported in {started.import_seconds:.1f} s, node Ready "

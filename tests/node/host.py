@@ -20,7 +20,7 @@ from pathlib import Path
 # The kubelet writes these at start-up unless `protectKernelDefaults` (which instead refuses to start on most hosts).
 SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 # Paths used whatever the configured roots: the kubelet's device-plugin socket directory and container-log symlinks,
-# and containerd 1.6's shim socket directory.
+# and containerd's shim socket directory.
 HARDCODED_PATHS = (Path("/var/lib/kubelet"), Path("/var/log/containers"), Path("/run/containerd"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 IPTABLES = ("iptables", "ip6tables")

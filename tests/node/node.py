@@ -49,6 +49,8 @@ class Build:
     kubernetes_version: str
     seaweedfs_version: str
     kms_plugin: Path
+    containerd_bin: Path  # containerd, containerd-shim-runc-v2 and ctr
+    runc: Path
     images: dict[str, Image]
 
 
@@ -63,39 +65,54 @@ def build() -> Build:
         kubernetes_version=data["kubernetes_version"],
         seaweedfs_version=data["seaweedfs_version"],
         kms_plugin=Path(data["kms_plugin"]),
+        containerd_bin=Path(data["containerd_bin"]),
+        runc=Path(data["runc"]),
         images={k: Image(v["name"], Path(v["archive"])) for k, v in data["images"].items()},
     )
 
 
-def _containerd_config(root: Path, pause: str) -> str:
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return f"""version = 2
+def _containerd_config(root: Path, built: Build) -> str:
+    """containerd's state under the node's own directory (its shims' sockets stay in /run/containerd, which the host
+    restore covers). containerd 2.x also reads drop-ins from /etc/containerd/conf.d whatever `imports` says; there are
+    none on the machines this suite runs on."""
+    runtime, images = "plugins.'io.containerd.cri.v1.runtime'", "plugins.'io.containerd.cri.v1.images'"
+    return f"""version = 3
 root = "{root / "containerd" / "root"}"
 state = "{root / "containerd" / "state"}"
+# NRI would listen on /var/run/nri, outside the node's own directory.
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.nri.v1.nri"]
 
 [grpc]
   address = "{root / "containerd.sock"}"
 
-[plugins."io.containerd.internal.v1.opt"]
+[plugins.'io.containerd.internal.v1.opt']
   path = "{root / "containerd" / "opt"}"
 
-[{cri}]
-  sandbox_image = "{pause}"
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+
+[{images}]
+  snapshotter = "overlayfs"
+  [{images}.pinned_images]
+    sandbox = "{built.images["pause"].name}"
+
+[{runtime}]
   # Root here lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj below the caller's, and fails with "can't
   # get final child's PID from pipe: EOF" when the kubelet asks for -998 unless containerd clamps it.
   restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  [{cri}.cni]
-    bin_dir = "{CNI_BIN}"
+  cdi_spec_dirs = ["{root / "cdi"}"]
+  [{runtime}.cni]
+    bin_dirs = ["{CNI_BIN}"]
     conf_dir = "{root / "cni"}"
-  [{cri}.containerd]
-    snapshotter = "overlayfs"
+  [{runtime}.containerd]
     default_runtime_name = "runc"
-    [{cri}.containerd.runtimes.runc]
+    [{runtime}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [{cri}.containerd.runtimes.runc.options]
+      # The shim and runc this suite built, never whatever else is on PATH.
+      runtime_path = "{built.containerd_bin / "containerd-shim-runc-v2"}"
+      [{runtime}.containerd.runtimes.runc.options]
+        BinaryName = "{built.runc}"
         Root = "{root / "runc"}"
         SystemdCgroup = false
 """
@@ -113,7 +130,7 @@ def _kubelet_config(root: Path, port: int, healthz: int) -> dict[str, Any]:
         # Only the API server on loopback calls the kubelet (logs, exec).
         "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
         "authorization": {"mode": "AlwaysAllow"},
-        # cgroup v1 here: containerd 1.x has no RuntimeConfig call, so the kubelet uses its configured driver.
+        # containerd 2.x reports its cgroup driver (RuntimeConfig), which the kubelet uses; this is the same one.
         "cgroupDriver": "cgroupfs",
         "failCgroupV1": False,
         "failSwapOn": False,
@@ -176,18 +193,19 @@ class Node:
         self.processes.append(process)
         return process
 
+    def _ctr(self, *args: str) -> list[str]:
+        return [str(self.built.containerd_bin / "ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args]
+
     def ctr(self, *args: str) -> str:
-        ctr = ["ctr", f"--address={self.socket}", "--namespace=k8s.io", *args]
-        return subprocess.run(ctr, capture_output=True, text=True, check=True).stdout
+        return subprocess.run(self._ctr(*args), capture_output=True, text=True, check=True).stdout
 
     def _start_containerd(self) -> None:
         config = self.root / "containerd.toml"
-        config.write_text(_containerd_config(self.root, self.built.images["pause"].name))
-        process = self._spawn("containerd", ["containerd", f"--config={config}"])
+        config.write_text(_containerd_config(self.root, self.built))
+        process = self._spawn("containerd", [str(self.built.containerd_bin / "containerd"), f"--config={config}"])
 
         def serving() -> bool:
-            probe = ["ctr", f"--address={self.socket}", "version"]
-            return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+            return subprocess.run(self._ctr("version"), capture_output=True, check=False).returncode == 0
 
         wait_until(serving, "containerd", process)
 
@@ -290,19 +308,11 @@ class Node:
         except subprocess.CalledProcessError:
             return
         for container in containers:
-            subprocess.run(
-                ["ctr", f"--address={self.socket}", "--namespace=k8s.io", "tasks", "kill", "-s", "SIGKILL", container],
-                capture_output=True,
-                check=False,
-            )
+            subprocess.run(self._ctr("tasks", "kill", "-s", "SIGKILL", container), capture_output=True, check=False)
         time.sleep(0.5)
         for container in containers:
             for what in (["tasks", "delete", "--force"], ["containers", "delete"]):
-                subprocess.run(
-                    ["ctr", f"--address={self.socket}", "--namespace=k8s.io", *what, container],
-                    capture_output=True,
-                    check=False,
-                )
+                subprocess.run(self._ctr(*what, container), capture_output=True, check=False)
 
     def _kill_shims(self) -> None:
         """containerd-shim-runc-v2 processes outlive containerd by design; ours name our socket on their command
