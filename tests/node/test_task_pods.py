@@ -95,7 +95,7 @@ def test_a_restricted_namespace_admits_the_injected_task_and_the_same_container_
     """`pod-security.kubernetes.io/enforce: restricted` admits what keyguard injects (its renderer is restricted
     itself), and the same restricted task container, read-only root filesystem included, runs and reads its
     credentials. It runs on the host network in a namespace without the label: `restricted` forbids hostNetwork,
-    and a pod network would give pods addresses off loopback (containerd 1.6 refuses a loopback-only sandbox)."""
+    and a pod network would give pods addresses off loopback, which the suite never uses."""
     namespace = f"restricted{unique}-production"
     core.create_namespace(
         {"metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
