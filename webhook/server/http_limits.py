@@ -4,7 +4,7 @@ The API server sends a request line and a few hundred bytes of headers. Without 
 connection open forever with half a head (slowloris) or make the server buffer a 32 MiB header (httptools keeps a
 header value until it is complete). uvicorn offers `h11_max_incomplete_event_size` only for its h11 protocol,
 which parses in Python (slower on every review), and no head timeout for either. So keyguard keeps httptools and
-adds the three bounds in a small subclass:
+adds the three bounds in a small subclass (which also frees a reset connection at once; see `connection_lost`):
 
 - request line + headers at most `MAX_HEAD_BYTES`, and at most `MAX_HEADERS` headers: else 431, connection closed;
 - the head must arrive within `HEAD_TIMEOUT_SECONDS` of the connection opening (or of the request's first byte on
@@ -49,6 +49,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
         super().connection_lost(exc)
+        # uvicorn cancels its keep-alive timer on a clean close only: after a reset the timer kept this protocol,
+        # its TLS state and its last request alive for the whole keep-alive period (120 s: serve.py).
+        self._unset_keepalive_if_required()
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
