@@ -214,20 +214,18 @@ if ! buildah "${buildah_flags[@]}" inspect --type image "$base_image" >/dev/null
   cached base "$base_key" build_base
 fi
 
-keyguard_sources=("$repo/Dockerfile" "$repo/pyproject.toml" "$repo/README.md")
-while IFS= read -r -d '' file; do keyguard_sources+=("$file"); done < <(
-  find "$repo/webhook" -type f -not -path '*/__pycache__/*' -print0 | sort -z
-)
+# files_under DIR: every file below DIR in a stable order, NUL-separated (what an image's cache key covers).
+files_under() { find "$1" -type f -not -path '*/__pycache__/*' -print0 | sort -z; }
+
+mapfile -d '' -t webhook_files < <(files_under "$repo/webhook")
+keyguard_sources=("$repo/Dockerfile" "$repo/pyproject.toml" "$repo/README.md" "${webhook_files[@]}")
 keyguard_key="$(echo "$base_image" | key build_keyguard - "${keyguard_sources[@]}" <(declare -f image_build))"
 keyguard_image="localhost/keyguard-node/keyguard:$keyguard_key"
 cached keyguard "$keyguard_key" build_keyguard
 keyguard_archive="$out/image.tar"
 prune keyguard
 
-task_sources=()
-while IFS= read -r -d '' file; do task_sources+=("$file"); done < <(
-  find "$here/images/task" -type f -not -path '*/__pycache__/*' -print0 | sort -z
-)
+mapfile -d '' -t task_sources < <(files_under "$here/images/task")
 task_key="$(echo "$base_image" | key build_task - "${task_sources[@]}" <(declare -f image_build))"
 task_image="localhost/keyguard-node/flyte-task:$task_key"
 cached task "$task_key" build_task

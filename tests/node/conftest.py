@@ -85,14 +85,10 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def control_plane(work: Path, request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+def control_plane(work: Path) -> Iterator[ControlPlane]:
     # The API server is the OIDC issuer of its service-account tokens, on its own https URL (short-lived credentials).
-    plane = ControlPlane(k8s_binaries(), work, apiserver_args=APISERVER_ARGS, own_issuer=True)
-    try:
-        plane.start()
+    with ControlPlane(k8s_binaries(), work, apiserver_args=APISERVER_ARGS, own_issuer=True) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="session")
