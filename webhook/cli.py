@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from webhook import __version__
 from webhook.errors import KeyguardError
+from webhook.native import engine_description
 
 # Sub-command modules, in the order `keyguard --help` lists them. Each has `register(subparsers)`.
 COMMANDS: tuple[str, ...] = (
@@ -50,7 +51,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
         prog="keyguard",
         description="Keep object-storage credentials out of Flyte task pods.",
     )
-    parser.add_argument("--version", action="version", version=f"keyguard {__version__}")
+    parser.add_argument("--version", action="version", version=f"keyguard {__version__}, engine {engine_description()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands:
         import_module(f"webhook.commands.{name}").register(subparsers)

@@ -74,6 +74,11 @@ class Rule:
     title: str
     fix: str
 
+    # Pickled through the constructor (keyguard check's worker processes send findings back): the mypyc-compiled
+    # class cannot be unpickled by assigning to its frozen fields (webhook/native.py).
+    def __reduce__(self) -> tuple[type[Rule], tuple[str, Severity, str, str]]:
+        return (Rule, (self.id, self.severity, self.title, self.fix))
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -81,6 +86,9 @@ class Hit:
 
     rule: Rule
     detail: str
+
+    def __reduce__(self) -> tuple[type[Hit], tuple[Rule, str]]:
+        return (Hit, (self.rule, self.detail))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,9 @@ class Finding:
     message: str
     container: str | None = None
     field: str | None = None
+
+    def __reduce__(self) -> tuple[type[Finding], tuple[Rule, str, str, str | None, str | None]]:
+        return (Finding, (self.rule, self.path, self.message, self.container, self.field))
 
     @property
     def severity(self) -> Severity:

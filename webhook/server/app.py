@@ -19,6 +19,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from webhook import __version__
+from webhook.native import engine_description
 from webhook.server.admission_asgi import AdmissionEndpoints
 from webhook.server.audit_log import AuditLog
 from webhook.server.metrics import Metrics
@@ -82,6 +83,7 @@ def readiness(state: ServerState) -> tuple[bool, dict[str, Any]]:
     """Ready when a policy is in force and the serving certificate has not expired."""
     detail: dict[str, Any] = {
         "version": __version__,
+        "engine": engine_description(),
         "policy": {
             "version": state.policies.policy.version,
             "source": str(state.policies.path or "embedded"),
@@ -109,7 +111,9 @@ def build_app(state: ServerState, *, max_review_bytes: int) -> AdmissionEndpoint
         state.metrics.set_policy_version(state.policies.policy.version)
         if state.certificate is not None:
             state.metrics.cert_expiry.set(state.certificate.not_after.timestamp())
-        state.audit.event("started", version=__version__, policyVersion=state.policies.policy.version)
+        state.audit.event(
+            "started", version=__version__, engine=engine_description(), policyVersion=state.policies.policy.version
+        )
         for warning in state.policies.policy.warnings:
             state.audit.event("policy-warning", warning=warning)
         tasks = [asyncio.create_task(_every(state.policy_poll_seconds, _watch_policy_once, state))]
