@@ -40,6 +40,7 @@ from loadgen import WrkError, WrkResult, run_wrk, wrk_path
 from servers import BENCH_DIR, BIN, Server, free_port, generate_certs, running
 
 from webhook.engine import decide
+from webhook.native import engine_description
 from webhook.policy import default_policy
 from webhook.review import parse_review, respond
 
@@ -93,6 +94,7 @@ def machine(server_core: int | None, wrk_core: int | None) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "cpu_model": model,
         "python": platform.python_version(),
+        "engine": engine_description(),  # what the bench process and the `keyguard serve` it starts both import
         "kernel": platform.release(),
         "wrk": wrk_version.splitlines()[0].strip() if wrk_version else None,
         "server_core": server_core,
@@ -337,6 +339,7 @@ def table(results: dict[str, Any]) -> str:
         f"keyguard bench ({'quick' if results['quick'] else 'full'}) — {results['machine']['cpu_model']}, "
         f"{results['machine']['cores']} cores, Python {results['machine']['python']}, "
         f"server on core {results['machine']['server_core']}, wrk on core {results['machine']['wrk_core']}",
+        f"engine: {results['machine'].get('engine', 'unknown')}",
         "",
         f"{'server':<18}{'scenario':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
         f"{'max ms':>9}{'srv cpu':>8}{'µs cpu/rv':>10}{'wrk cpu':>8}{'fail':>6}",

@@ -150,5 +150,8 @@ def test_keyguard_runs_from_its_image_as_a_pod_and_serves_admission(
             return any(r.get("name") == probe["metadata"]["name"] for r in records)
 
         wait_for(served_by_the_pod, timeout=30, what="an admission call answered by keyguard's pod")
+        log = cluster.kubectl("logs", "-n", NAMESPACE, name).stdout
+        started = [json.loads(line) for line in log.splitlines() if line.startswith('{"event":"started"')]
+        assert [record["engine"] for record in started] == ["mypyc-compiled"]  # the image's build stage compiled it
     finally:
         _point_webhooks(admission, in_pod, keyguard.url)
