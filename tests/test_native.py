@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from webhook import native_build
 from webhook.findings import Finding, Hit, Rule, Severity
 from webhook.native import COMPILED_MODULES, STAMP, choose, native_dir, package_path, sources_digest
 
@@ -114,3 +115,17 @@ def test_findings_survive_pickling() -> None:
     rule = Rule("plaintext-env", Severity.ERROR, "a key in env", "mount the Secret")
     for value in (rule, Hit(rule, "env X"), Finding(rule, "spec.containers[0].env[1]", "msg", "main", "env X")):
         assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_without_a_compiler_the_build_says_so_and_keyguard_runs_pure_python(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh machine has no C compiler (the unit tier's PATH holds only the README's prerequisites): `make run`
+    and `make test` must still work, on the pure-Python engine, and say why."""
+    out = tmp_path / "native"
+    assert native_build.missing_toolchain() is not None
+    assert native_build.main(["--out", str(out)]) == 0
+    assert "the compiled engine is not built: no C compiler" in capsys.readouterr().err
+    assert not out.exists()
+    assert native_build.main(["--out", str(out), "--check"]) == 1
+    assert "pure Python: not built" in capsys.readouterr().out
