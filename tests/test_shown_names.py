@@ -120,6 +120,13 @@ def test_a_key_pasted_into_the_pods_own_names_stays_out_of_messages_and_the_audi
         ("sparkExecutorMemoryOverhead", "sparkExecutorMemoryOverhead"),
         ("AKIA" + "Q2" * 8 + "_SECRET_KEY", "… (a 31-character name)"),
         ("MY_" + "Q2" * 10 + "_KEY", "MY_… (a 27-character name)"),
+        # Found by the fuzz suite (seed 8117836177930): a key split by an odd character showed its first part
+        ('--AKIAQWERTY"UI2345OPAS.secret-key', "--… (a 34-character name)"),
+        ("AKIAQWERTY\u00a0UIOPASDFGH", "… (a 21-character name)"),  # split, and no part key-shaped alone
+        ("AKIAQWERTY--UI2345OPAS", "… (a 22-character name)"),  # split by a separator
+        ("My Cool Setting Name", "My Cool Setting Name"),
+        ("FLYTE_AWS_SECRET_ACCESS_KEY_ID", "FLYTE_AWS_SECRET_ACCESS_KEY_ID"),
+        ("spark.hadoop.fs.s3a.bucket.My-Bucket.secret.key", "spark.hadoop.fs.s3a.bucket.My-Bucket.secret.key"),
         (["a list from a manifest"], "(a list)"),
     ],
 )

@@ -20,12 +20,15 @@ _SHOWN_HEAD = 16
 # A run of key alphabet with a capital and a digit, or 16 long with a capital and not camelCase words: the shape of
 # every access key id, secret key and account key, and of no Kubernetes or Flyte name (lowercase, short words in
 # capitals, or camelCase words like `serviceAccountName`).
-_RUN = re.compile(r"[A-Za-z0-9+/=]{8,}")
+# A character no setting name holds (a quote, a space, a control or non-ASCII character) does not end a run: a key
+# split by one is still judged, and hidden, as one.
+_RUN = re.compile(r"[A-Za-z0-9+/=](?:[^A-Za-z0-9+/=_.:-]*[A-Za-z0-9+/=])*")
+_GLUE = re.compile(r"[^A-Za-z0-9+/=]")
 _CAMEL_WORDS = re.compile(r"(?:[A-Z]?[a-z]+)+")
 
 
 def _key_like(run: str) -> bool:
-    if not any(c.isupper() for c in run):
+    if len(run) < 8 or not any(c.isupper() for c in run):
         return False
     if any(c.isdigit() for c in run):
         return True
@@ -43,10 +46,16 @@ def shown_name(name: object) -> str:
 
 
 def _shown(name: str) -> str:
-    cut = next((run.start() for run in _RUN.finditer(name) if _key_like(run.group())), None)
-    if cut is None and len(name) <= MAX_NAME_LENGTH:
+    """With a key-shaped run in it, the name is cut before its first run of 8 or more key characters, key-shaped
+    or not: a key split by a separator (`AKIAQWERTY--UI2345OPAS`) may have a plain-looking first part."""
+    runs = [(run.start(), _GLUE.sub("", run.group())) for run in _RUN.finditer(name)]
+    if any(_key_like(text) for _, text in runs):
+        cut = next(start for start, text in runs if len(text) >= 8)
+    elif len(name) <= MAX_NAME_LENGTH:
         return name
-    return f"{name[: min(_SHOWN_HEAD, len(name) if cut is None else cut)]}… (a {len(name)}-character name)"
+    else:
+        cut = len(name)
+    return f"{name[: min(_SHOWN_HEAD, cut)]}… (a {len(name)}-character name)"
 
 
 # Every admitted pod shows its container, namespace and pod names, and pods repeat the same few hundred: the
