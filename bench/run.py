@@ -161,17 +161,22 @@ def verify(server: Server, bodies: dict[str, bytes], expected: dict[str, Any] | 
 def measure(
     server: Server, bodies: list[Path], *, connections: int, duration_s: float, core: int | None
 ) -> dict[str, Any]:
-    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    (user_before, sys_before), wall_before = server.cpu_split(), time.monotonic()
     result: WrkResult = run_wrk(
         server.url, "/mutate", bodies, connections=connections, duration_s=duration_s, core=core
     )
-    cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+    user_after, sys_after = server.cpu_split()
+    used = user_after - user_before + sys_after - sys_before
+    cpu = used / (time.monotonic() - wall_before)
     # CPU per review: on a busy machine the server may get only part of its core; this stays comparable.
     per_review = cpu / result.reviews_per_s * 1e6 if result.reviews_per_s else None
+    # The kernel's share (socket and TLS system calls): a slower server pays more of it per answer.
+    sys_per_review = per_review * (sys_after - sys_before) / used if per_review and used else None
     return {
         **result.as_dict(),
         "server_cpu": round(cpu, 2),
         "server_cpu_us_per_review": round(per_review, 1) if per_review else None,
+        "server_sys_us_per_review": round(sys_per_review, 1) if sys_per_review else None,
     }
 
 
@@ -342,7 +347,7 @@ def table(results: dict[str, Any]) -> str:
         f"engine: {results['machine'].get('engine', 'unknown')}",
         "",
         f"{'server':<18}{'scenario':<10}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
-        f"{'max ms':>9}{'srv cpu':>8}{'µs cpu/rv':>10}{'wrk cpu':>8}{'fail':>6}",
+        f"{'max ms':>9}{'srv cpu':>8}{'µs cpu/rv':>10}{'of it sys':>10}{'wrk cpu':>8}{'fail':>6}",
     ]
     http = results["http"]
     for name in ("baseline_raw", "baseline_fastapi", "keyguard"):
@@ -354,6 +359,7 @@ def table(results: dict[str, Any]) -> str:
                     f"{name:<18}{scenario:<10}{conns:>6}{r['reviews_per_s']:>11,.0f}{r['p50_ms']:>9.2f}"
                     f"{r['p99_ms']:>9.2f}{r['p999_ms']:>10.2f}{r['max_ms']:>9.2f}"
                     f"{_fmt(r.get('server_cpu')):>8}{_fmt(r.get('server_cpu_us_per_review'), 0):>10}"
+                    f"{_fmt(r.get('server_sys_us_per_review'), 0):>10}"
                     f"{_fmt(r.get('wrk_cpu')):>8}{r['failures']:>6}"
                 )
     lines += [

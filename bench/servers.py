@@ -98,9 +98,14 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server has used so far."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system CPU time the server has used so far, apart."""
         stat = Path(f"/proc/{self.pid}/stat").read_text()
         parts = stat.rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(parts[11]) / tick, int(parts[12]) / tick
 
 
 def _dechunk(data: bytes) -> bytes:
