@@ -6,6 +6,7 @@ KEYGUARD_ENGINE=compiled; each run checks here that it exercised the engine it n
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import pickle
@@ -18,7 +19,7 @@ import pytest
 
 from webhook import native_build
 from webhook.findings import Finding, Hit, Rule, Severity
-from webhook.native import COMPILED_MODULES, STAMP, choose, native_dir, package_path, sources_digest
+from webhook.native import COMPILED_MODULES, STAMP, STAMPED_IMPORTS, choose, native_dir, package_path, sources_digest
 
 MODE = os.environ.get("KEYGUARD_ENGINE", "auto")
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +108,29 @@ def test_a_forced_compiled_engine_that_is_stale_refuses_to_start(tmp_path: Path)
     )
     assert result.returncode == 1
     assert "KEYGUARD_ENGINE=compiled but the compiled engine cannot be used" in result.stderr
+
+
+def _package_imports(module: str) -> set[str]:
+    path = ROOT / "webhook" / f"{module}.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("webhook"):
+            if node.module == "webhook":
+                found |= {alias.name for alias in node.names if alias.name != "__version__"}
+            else:
+                found.add(node.module.removeprefix("webhook.").replace(".", "/"))
+    return found
+
+
+def test_the_stamp_covers_every_module_the_compiled_ones_import() -> None:
+    """Else an edit to, say, a `Final` constant in credential_files.py would leave a build that copied the old value
+    in use, unnoticed."""
+    closure, pending = set(COMPILED_MODULES), list(COMPILED_MODULES)
+    while pending:
+        for imported in _package_imports(pending.pop()) - closure:
+            closure.add(imported)
+            pending.append(imported)
+    assert closure - set(COMPILED_MODULES) == set(STAMPED_IMPORTS)
 
 
 def test_findings_survive_pickling() -> None:

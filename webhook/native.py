@@ -40,6 +40,17 @@ COMPILED_MODULES: Final = (
 )
 """The admission path's modules, relative to the package (`admission_types` and `policy` hold pydantic and
 TypedDict declarations mypyc does not compile)."""
+STAMPED_IMPORTS: Final = (
+    "admission_types",
+    "policy",
+    "credential_files",
+    "errors",
+    "server/metrics",
+    "server/policy_watch",
+)
+"""What the compiled modules import from the package, not compiled but read by mypyc at compile time (types, and
+`Final` constants it may copy into the compiled code): part of the stamp too (tests/test_native.py keeps the list
+whole)."""
 GROUP: Final = "webhook.native_lib"
 """mypyc's shared library for the group, inside the package so the build directory needs no `sys.path` entry."""
 STAMP: Final = "SOURCES.sha256"
@@ -57,9 +68,9 @@ def native_dir() -> Path:
 
 
 def sources_digest(package_dir: Path = PACKAGE_DIR) -> str:
-    """The SHA-256 over the compiled modules' sources and the interpreter they were compiled for."""
+    """The SHA-256 over the sources a build depends on and the interpreter it was compiled for."""
     digest = hashlib.sha256(sys.implementation.cache_tag.encode())
-    for module in COMPILED_MODULES:
+    for module in (*COMPILED_MODULES, *STAMPED_IMPORTS):
         digest.update(f"\0{module}\0".encode())
         digest.update((package_dir / f"{module}.py").read_bytes())
     return digest.hexdigest()
