@@ -68,15 +68,21 @@ def test_choice_of_engine(tmp_path: Path, stamp: str | None, mode: str, compiled
     assert package_path("webhook.server", ["src"], choice) == expected
 
 
+def _edited_copy(directory: Path, module: str) -> Path:
+    """A copy of the package in `directory` with `module` edited after the venv's build was made."""
+    package = directory / "webhook"
+    shutil.copytree(ROOT / "webhook", package, ignore=shutil.ignore_patterns("__pycache__"))
+    with (package / f"{module}.py").open("a") as source:
+        source.write("\n# edited after the build\n")
+    return package
+
+
 def test_an_edited_module_is_never_shadowed_by_its_build(tmp_path: Path) -> None:
     """A copy of the package with one compiled module edited: the venv's build no longer matches, so every module
     is imported from source (a half-compiled mix is never loaded)."""
     if MODE != "compiled":
         pytest.skip("needs the compiled build: `make unit-compiled` runs this")
-    package = tmp_path / "webhook"
-    shutil.copytree(ROOT / "webhook", package, ignore=shutil.ignore_patterns("__pycache__"))
-    with (package / "engine.py").open("a") as source:
-        source.write("\n# edited after the build\n")
+    package = _edited_copy(tmp_path, "engine")
     probe = (
         "import webhook.engine, webhook.server.audit_log\n"
         "from webhook.native import engine_description\n"
@@ -94,10 +100,7 @@ def test_an_edited_module_is_never_shadowed_by_its_build(tmp_path: Path) -> None
 
 def test_a_forced_compiled_engine_that_is_stale_refuses_to_start(tmp_path: Path) -> None:
     env = {**os.environ, "KEYGUARD_ENGINE": "compiled"}
-    package = tmp_path / "webhook"
-    shutil.copytree(ROOT / "webhook", package, ignore=shutil.ignore_patterns("__pycache__"))
-    with (package / "detection.py").open("a") as source:
-        source.write("\n# edited after the build\n")
+    _edited_copy(tmp_path, "detection")
     result = subprocess.run(
         [sys.executable, "-c", "import webhook.engine"],
         cwd=tmp_path,

@@ -535,9 +535,8 @@ def scan_env(env: Sequence[object]) -> list[tuple[int, Hit]]:
             continue
         if value[0] == "$" and is_reference(value):
             continue
-        # `_by_name`, inlined for all names but SECRETS: this loop runs for every env var of every admitted pod
-        hit = _by_name(name, value) if name == "SECRETS" else (name_hits.get(name) or _cached_name_hit(name))
-        if hit is not None and hit is not _NO_HIT:
+        hit = _by_name(name, value)
+        if hit is not None:
             hits.append((index, hit))
         elif len(value) >= _MIN_VALUE_LENGTH:
             long_values.append(value)

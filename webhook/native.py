@@ -102,13 +102,17 @@ def engine_choice() -> EngineChoice:
 
 def package_path(package: str, path: list[str], choice: EngineChoice | None = None) -> list[str]:
     """`path` (a package's `__path__`) with the compiled modules' directory first when they may be used."""
-    choice = choice or engine_choice()
+    if choice is None:
+        choice = engine_choice()
     if not choice.compiled:
         return path
     return [str(choice.directory.joinpath(*package.split("."))), *path]
 
 
+def describe(choice: EngineChoice) -> str:
+    return "mypyc-compiled" if choice.compiled else f"pure Python: {choice.reason}"
+
+
 def engine_description() -> str:
     """What `keyguard --version`, the start-up audit event and /readyz say about the engine."""
-    choice = engine_choice()
-    return "mypyc-compiled" if choice.compiled else f"pure Python: {choice.reason}"
+    return describe(engine_choice())

@@ -21,7 +21,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from webhook.native import COMPILED_MODULES, GROUP, PACKAGE_DIR, STAMP, choose, native_dir, sources_digest
+from webhook.native import COMPILED_MODULES, GROUP, PACKAGE_DIR, STAMP, choose, describe, native_dir, sources_digest
 
 MYPY_OPTIONS = ("--strict", "--python-version", "3.11", "--ignore-missing-imports")
 
@@ -50,14 +50,18 @@ def build(out: Path) -> None:
         shutil.copytree(PACKAGE_DIR, work / "webhook", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         staging = work / "out"
         paths = [f"webhook/{module}.py" for module in COMPILED_MODULES]
-        log = io.StringIO()
-        with contextlib.chdir(work), contextlib.redirect_stdout(log):
-            extensions = mypycify([*MYPY_OPTIONS, *paths], opt_level="3", group_name=GROUP)
-            setup(
-                name="keyguard-native",
-                ext_modules=extensions,
-                script_args=["build_ext", "--build-lib", str(staging), "--build-temp", str(work / "temp"), "-q"],
-            )
+        log = io.StringIO()  # mypyc's and setuptools' chatter: shown only when the build fails
+        try:
+            with contextlib.chdir(work), contextlib.redirect_stdout(log):
+                extensions = mypycify([*MYPY_OPTIONS, *paths], opt_level="3", group_name=GROUP)
+                setup(
+                    name="keyguard-native",
+                    ext_modules=extensions,
+                    script_args=["build_ext", "--build-lib", str(staging), "--build-temp", str(work / "temp"), "-q"],
+                )
+        except BaseException:
+            sys.stderr.write(log.getvalue())
+            raise
         (staging / STAMP).write_text(sources_digest(work / "webhook") + "\n")
         previous = out.with_name(out.name + ".old")
         shutil.rmtree(previous, ignore_errors=True)
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     choice = choose(out, "auto")
     if args.check:
-        print(f"keyguard: engine {'mypyc-compiled' if choice.compiled else 'pure Python: ' + choice.reason}")
+        print(f"keyguard: engine {describe(choice)}")
         return 0 if choice.compiled else 1
     if choice.compiled:
         return 0
